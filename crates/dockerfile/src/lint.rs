@@ -1,0 +1,3 @@
+//! BuildKit's build checks.
+//!
+//! STUB: being written.

@@ -1,0 +1,5 @@
+//! distill's image crate: digests, layers, the content-addressed store and
+//! the import/export formats.
+
+pub mod digest;
+pub mod layer;

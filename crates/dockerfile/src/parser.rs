@@ -191,11 +191,9 @@ impl<'a> Parser<'a> {
             let raw = raw?;
             let line_no = self.lines.number;
             let first = trim_go_space_start(raw);
-            self.directives
-                .observe(first, line_no)
-                .map_err(|k| Error::new(k, line_no, line_no))?;
-            if first.starts_with('#') {
-                let comment = trim_go_space(&first[1..]);
+            self.directives.observe(first, line_no).map_err(|k| Error::new(k, line_no, line_no))?;
+            if let Some(comment) = first.strip_prefix('#') {
+                let comment = trim_go_space(comment);
                 if comment.is_empty() {
                     comments.clear();
                 } else {
@@ -549,13 +547,10 @@ pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
                     blank_ok = true;
                 }
                 if ch == escape {
-                    match chars.next() {
-                        // An escape outside quotes keeps itself and the next character.
-                        Some(next) => {
-                            word.push(ch);
-                            word.push(next);
-                        }
-                        None => {}
+                    // An escape outside quotes keeps itself and the next character.
+                    if let Some(next) = chars.next() {
+                        word.push(ch);
+                        word.push(next);
                     }
                     continue;
                 }
@@ -607,10 +602,8 @@ fn parse_heredoc_word(word: &str) -> Result<Option<Heredoc>, ParseErrorKind> {
         return Ok(None);
     }
     let file_descriptor = word[..digits].parse::<u32>().unwrap_or(0);
-    let (name, quoted) = unquote_heredoc_name(rest).map_err(|reason| ParseErrorKind::InvalidHeredoc {
-        word: word.to_string(),
-        reason,
-    })?;
+    let (name, quoted) = unquote_heredoc_name(rest)
+        .map_err(|reason| ParseErrorKind::InvalidHeredoc { word: word.to_string(), reason })?;
     if name.is_empty() {
         return Ok(None);
     }
@@ -686,10 +679,11 @@ fn raw_shell_words(line: &str) -> Vec<String> {
                     if q == c {
                         break;
                     }
-                    if q == '\\' && c == '"' {
-                        if let Some(e) = chars.next() {
-                            word.push(e);
-                        }
+                    if q == '\\'
+                        && c == '"'
+                        && let Some(e) = chars.next()
+                    {
+                        word.push(e);
                     }
                 }
             }
@@ -734,8 +728,10 @@ mod tests {
     fn flags_and_double_dash() {
         assert_eq!(dump("COPY --a=1 -- --b c\n"), "(copy [\"--a=1\"] \"--b\" \"c\")\n");
         assert_eq!(dump("COPY --chown=\"a b\" x y\n"), "(copy [\"--chown=a b\"] \"x\" \"y\")\n");
-        assert_eq!(dump("RUN --mount=type=cache,target=/x --network=none echo hi\n"),
-            "(run [\"--mount=type=cache,target=/x\" \"--network=none\"] \"echo hi\")\n");
+        assert_eq!(
+            dump("RUN --mount=type=cache,target=/x --network=none echo hi\n"),
+            "(run [\"--mount=type=cache,target=/x\" \"--network=none\"] \"echo hi\")\n"
+        );
     }
 
     #[test]

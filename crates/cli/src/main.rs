@@ -9,7 +9,11 @@ mod commands;
 mod render;
 
 #[derive(Debug, Parser)]
-#[command(name = "distill", version, about = "Daemonless container image builder: multi-stage Dockerfiles to distroless images")]
+#[command(
+    name = "distill",
+    version,
+    about = "Daemonless container image builder: multi-stage Dockerfiles to distroless images"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::Arc;
 
 use serde::Serialize;
 use thiserror::Error;
@@ -17,7 +18,7 @@ use crate::ast::Ast;
 use crate::error::{Error, ErrorKind};
 use crate::instructions::{self, Command, Instruction, Stage};
 use crate::lint::{self, CheckConfig, Linter, Rule, Warning};
-use crate::shell::{Lexer, ShellError};
+use crate::shell::{Env, Lexer, ShellError};
 
 /// Errors only planning can find.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -232,22 +233,46 @@ impl PlannedStage {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedInstruction {
     /// Expanded the way BuildKit expands it (RUN/CMD/ENTRYPOINT stay as
     /// written: the shell expands them at run time).
     pub instruction: Instruction,
-    /// The instruction rendered back to Dockerfile syntax, expanded.
-    pub text: String,
     pub start_line: usize,
     pub end_line: usize,
     /// Build args in scope with a value (what RUN sees in its environment,
-    /// under ENV, plus the predefined proxy args for RUN).
-    pub args: Vec<(String, String)>,
-    /// The stage's ENV before this instruction (base image env included when known).
-    pub env: Vec<(String, String)>,
+    /// under ENV, plus the predefined proxy args for RUN). Shared between
+    /// instructions until an ARG changes it.
+    pub args: Arc<Vec<(String, String)>>,
+    /// The stage's ENV before this instruction (base image env included when
+    /// known). Shared between instructions until an ENV changes it.
+    pub env: Arc<Vec<(String, String)>>,
     /// Working directory before this instruction (None when the base image's is unknown).
     pub workdir: Option<String>,
+}
+
+impl PlannedInstruction {
+    /// The instruction rendered back to Dockerfile syntax, expanded. Rendered
+    /// on demand: planning itself never needs the text.
+    pub fn text(&self) -> String {
+        render(&self.instruction)
+    }
+}
+
+/// Serialized with its rendered text, for tools reading `distill plan --format json`.
+impl Serialize for PlannedInstruction {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("PlannedInstruction", 7)?;
+        st.serialize_field("text", &self.text())?;
+        st.serialize_field("instruction", &self.instruction)?;
+        st.serialize_field("start_line", &self.start_line)?;
+        st.serialize_field("end_line", &self.end_line)?;
+        st.serialize_field("args", &self.args)?;
+        st.serialize_field("env", &self.env)?;
+        st.serialize_field("workdir", &self.workdir)?;
+        st.end()
+    }
 }
 
 /// Build args that are always accepted without an ARG declaration.
@@ -427,9 +452,11 @@ impl Globals {
 /// ENV, ARG values and working directory of a stage while it is planned.
 #[derive(Debug, Clone, Default)]
 struct StageState {
-    env: Vec<(String, String)>,
+    env: Arc<Vec<(String, String)>>,
     /// Declared ARGs in scope (a declaration without value still counts as defined).
     args: Vec<(String, Option<String>)>,
+    /// `args` with values, as handed to instructions.
+    arg_values: Arc<Vec<(String, String)>>,
     workdir: Option<String>,
     workdir_set: bool,
     /// The base image's environment is not known.
@@ -441,7 +468,14 @@ impl StageState {
         if !env.iter().any(|(k, _)| k == "PATH") {
             env.push(("PATH".to_string(), DEFAULT_PATH.to_string()));
         }
-        StageState { env, args: Vec::new(), workdir: Some("/".to_string()), workdir_set: false, env_unknown: false }
+        StageState {
+            env: Arc::new(env),
+            args: Vec::new(),
+            arg_values: Arc::default(),
+            workdir: Some("/".to_string()),
+            workdir_set: false,
+            env_unknown: false,
+        }
     }
 
     fn unknown_image() -> Self {
@@ -449,9 +483,10 @@ impl StageState {
     }
 
     fn set_env(&mut self, key: &str, value: String) {
-        match self.env.iter_mut().find(|(k, _)| k == key) {
+        let env = Arc::make_mut(&mut self.env);
+        match env.iter_mut().find(|(k, _)| k == key) {
             Some(slot) => slot.1 = value,
-            None => self.env.push((key.to_string(), value)),
+            None => env.push((key.to_string(), value)),
         }
     }
 
@@ -460,24 +495,26 @@ impl StageState {
             Some(slot) => slot.1 = value,
             None => self.args.push((key.to_string(), value)),
         }
-    }
-
-    /// What expansion sees: ARG values, overridden by ENV (ENV always wins).
-    fn expansion_env(&self) -> BTreeMap<String, String> {
-        let mut env: BTreeMap<String, String> =
-            self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect();
-        for (k, v) in &self.env {
-            env.insert(k.clone(), v.clone());
-        }
-        env
+        self.arg_values = Arc::new(self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect());
     }
 
     fn is_defined(&self, name: &str) -> bool {
         self.env.iter().any(|(k, _)| k == name) || self.args.iter().any(|(k, _)| k == name)
     }
 
-    fn arg_values(&self) -> Vec<(String, String)> {
-        self.args.iter().filter_map(|(k, v)| v.clone().map(|v| (k.clone(), v))).collect()
+    fn arg_values(&self) -> Arc<Vec<(String, String)>> {
+        Arc::clone(&self.arg_values)
+    }
+}
+
+/// What expansion sees: ARG values, overridden by ENV (ENV always wins).
+impl Env for StageState {
+    fn lookup(&self, name: &str) -> Option<&str> {
+        self.env
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .or_else(|| self.arg_values.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()))
     }
 }
 
@@ -780,12 +817,12 @@ impl Planner<'_> {
                 }
                 Instruction::Onbuild { .. } | Instruction::Maintainer { .. } => cmd.instruction.clone(),
                 instruction => {
-                    let env = state.expansion_env();
+                    let env = &state;
                     let mut unmatched = BTreeSet::new();
                     let lexer = &self.lexer;
                     let expanded = instruction
                         .expand_and_validate(&mut |word| {
-                            let e = lexer.process_word_with_matches(word, &env)?;
+                            let e = lexer.process_word_with_matches(word, env)?;
                             unmatched.extend(e.unmatched);
                             Ok(e.value)
                         })
@@ -841,12 +878,11 @@ impl Planner<'_> {
                     if let Some(v) = self.options.build_args.get(*name)
                         && !args.iter().any(|(k, _)| k == name)
                     {
-                        args.push((name.to_string(), v.clone()));
+                        Arc::make_mut(&mut args).push((name.to_string(), v.clone()));
                     }
                 }
             }
             out.push(PlannedInstruction {
-                text: render(&expanded),
                 instruction: expanded,
                 start_line: cmd.start_line,
                 end_line: cmd.end_line,
@@ -859,8 +895,7 @@ impl Planner<'_> {
     }
 
     fn expand_word(&mut self, word: &str, state: &StageState, cmd: &Command) -> Result<String, Error> {
-        let env = state.expansion_env();
-        let e = self.lexer.process_word_with_matches(word, &env).map_err(|e| locate(e, cmd))?;
+        let e = self.lexer.process_word_with_matches(word, state).map_err(|e| locate(e, cmd))?;
         self.report_undefined(&e.unmatched, state, cmd);
         Ok(e.value)
     }
@@ -995,7 +1030,6 @@ fn topological_order(stages: &[PlannedStage]) -> Vec<usize> {
 /// An instruction as written, for stages that are shown but not planned.
 fn raw_instruction(cmd: &Command, state: &StageState) -> PlannedInstruction {
     PlannedInstruction {
-        text: render(&cmd.instruction),
         instruction: cmd.instruction.clone(),
         start_line: cmd.start_line,
         end_line: cmd.end_line,

@@ -64,7 +64,7 @@ fn render_text(label: &str, plan: &BuildPlan) -> String {
             out.push_str(&format!("  reads images: {}\n", stage.external_images.join(", ")));
         }
         for (n, instr) in stage.instructions.iter().enumerate() {
-            out.push_str(&format!("  {:>3}. {:>4}: {}\n", n + 1, instr.start_line, instr.text));
+            out.push_str(&format!("  {:>3}. {:>4}: {}\n", n + 1, instr.start_line, instr.text()));
         }
     }
     if !plan.warnings.is_empty() {

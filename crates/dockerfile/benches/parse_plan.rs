@@ -59,6 +59,13 @@ fn main() {
         let ast = distill_dockerfile::parse(black_box(text.as_bytes())).expect("parses");
         black_box(plan(&ast, &options).expect("plans"));
     };
+    // PROFILE_ITERS=N: just run N times (for callgrind/perf), no timing.
+    if let Some(n) = std::env::var("PROFILE_ITERS").ok().and_then(|v| v.parse::<usize>().ok()) {
+        for _ in 0..n {
+            run();
+        }
+        return;
+    }
     for _ in 0..20 {
         run();
     }
@@ -93,4 +100,16 @@ fn main() {
     }
     let per = (thread_cpu_time() - start) / n;
     println!("parse only (cpu): {:>7.3} ms {:>6.1} MB/s", per.as_secs_f64() * 1e3, mbps(per));
+    let start = thread_cpu_time();
+    for _ in 0..n {
+        black_box(distill_dockerfile::instructions::parse_stages(black_box(&ast)).expect("typed"));
+    }
+    let per = (thread_cpu_time() - start) / n;
+    println!("typed instructions only (cpu): {:>7.3} ms", per.as_secs_f64() * 1e3);
+    let start = thread_cpu_time();
+    for _ in 0..n {
+        black_box(plan(black_box(&ast), &options).expect("plans"));
+    }
+    let per = (thread_cpu_time() - start) / n;
+    println!("plan (typed + plan, cpu): {:>7.3} ms", per.as_secs_f64() * 1e3);
 }

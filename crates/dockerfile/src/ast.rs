@@ -6,6 +6,9 @@
 //! what the parser itself must check; typed instructions come from
 //! [`crate::instructions`].
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use serde::Serialize;
 
 /// A parsed Dockerfile.
@@ -65,9 +68,11 @@ pub struct Directive {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Node {
     /// The keyword, lowercased (`run`, `from`, …; unknown keywords are kept).
-    pub keyword: String,
-    /// The keyword exactly as written (for casing checks and messages).
-    pub keyword_original: String,
+    /// Known keywords are static strings.
+    pub keyword: Cow<'static, str>,
+    /// The keyword exactly as written (for casing checks and messages);
+    /// static when written all upper or all lower case.
+    pub keyword_original: Cow<'static, str>,
     /// Flags in the order written, quotes and escapes already removed
     /// (`--from=build`, `--mount=type=cache,target=/x`, `--link`).
     pub flags: Vec<String>,
@@ -82,8 +87,9 @@ pub struct Node {
     /// Heredoc bodies introduced on this instruction's line, in order.
     pub heredocs: Vec<Heredoc>,
     /// The logical line after joining continuations (comment lines dropped),
-    /// with the leading whitespace of the first line removed.
-    pub original: String,
+    /// with the leading whitespace of the first line removed. Shared with the
+    /// typed commands made from the node.
+    pub original: Arc<str>,
     /// First physical line (1-based).
     pub start_line: usize,
     /// Last physical line consumed, including skipped comment or blank lines

@@ -280,7 +280,7 @@ impl Linter {
                 );
             }
             let instruction = node.child.as_deref().unwrap_or(node);
-            match instruction.keyword.as_str() {
+            match instruction.keyword.as_ref() {
                 "maintainer" => self.report(
                     Rule::MaintainerDeprecated,
                     "Maintainer instruction is deprecated in favor of using label",
@@ -329,12 +329,11 @@ pub fn looks_like_secret(name: &str) -> bool {
         "secret",
         "token",
     ];
-    let lower = name.to_ascii_lowercase();
-    let parts: Vec<&str> = lower.split(['_', '-', '.']).collect();
-    if parts.contains(&"public") {
+    let parts = || name.split(['_', '-', '.']);
+    if parts().any(|p| p.eq_ignore_ascii_case("public")) {
         return false;
     }
-    parts.iter().any(|p| SECRET.contains(p))
+    parts().any(|p| SECRET.iter().any(|s| p.eq_ignore_ascii_case(s)))
 }
 
 /// Edit distance, for "did you mean" suggestions.

@@ -6,6 +6,9 @@
 //! here only say where we deliberately differ (we keep non-ASCII bytes in
 //! flags intact, where BuildKit garbles them).
 
+use std::borrow::Cow;
+use std::sync::Arc;
+
 use thiserror::Error;
 
 use crate::ast::{Ast, Directive, Directives, Heredoc, Node, ParseWarning};
@@ -40,7 +43,11 @@ pub enum ParseErrorKind {
 /// Parses Dockerfile text (UTF-8; invalid bytes are replaced) into an [`Ast`].
 pub fn parse(input: &[u8]) -> Result<Ast, Error> {
     let input = input.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(input);
-    let text = String::from_utf8_lossy(input);
+    // `from_utf8` validates valid text much faster than `from_utf8_lossy`.
+    let text = match std::str::from_utf8(input) {
+        Ok(text) => Cow::Borrowed(text),
+        Err(_) => String::from_utf8_lossy(input),
+    };
     Parser::new(&text).run()
 }
 
@@ -156,7 +163,7 @@ impl<'a> Lines<'a> {
         if self.rest.is_empty() {
             return None;
         }
-        let (line, rest) = match self.rest.find('\n') {
+        let (line, rest) = match find_newline(self.rest.as_bytes()) {
             Some(i) => (&self.rest[..i], &self.rest[i + 1..]),
             None => (self.rest, ""),
         };
@@ -167,6 +174,28 @@ impl<'a> Lines<'a> {
         }
         Some(Ok(line.trim_end_matches(['\r', '\n'])))
     }
+}
+
+/// The position of the first `\n`, eight bytes at a time (the classic
+/// zero-byte test on `word ^ 0x0a0a…`): `str::find` has a high fixed cost on
+/// lines this short.
+fn find_newline(bytes: &[u8]) -> Option<usize> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let mut chunks = bytes.chunks_exact(8);
+    let mut offset = 0;
+    for chunk in &mut chunks {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word) ^ (ONES * u64::from(b'\n'));
+        // The lowest set bit marks the first zero byte (higher ones may be false).
+        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+        if zero != 0 {
+            return Some(offset + zero.trailing_zeros() as usize / 8);
+        }
+        offset += 8;
+    }
+    chunks.remainder().iter().position(|&b| b == b'\n').map(|i| offset + i)
 }
 
 struct Parser<'a> {
@@ -185,7 +214,10 @@ impl<'a> Parser<'a> {
     }
 
     fn run(mut self) -> Result<Ast, Error> {
-        let mut children = Vec::new();
+        // At most one instruction per line: one allocation instead of
+        // repeatedly copying a growing vector of large nodes.
+        let lines = self.lines.rest.bytes().filter(|&b| b == b'\n').count() + 1;
+        let mut children = Vec::with_capacity(lines);
         let mut comments: Vec<String> = Vec::new();
         while let Some(raw) = self.lines.next_line() {
             let raw = raw?;
@@ -208,7 +240,8 @@ impl<'a> Parser<'a> {
             let start_line = line_no;
             let escape = self.directives.escape;
             let (head, mut complete) = trim_continuation(first, escape);
-            let mut logical = head.to_string();
+            // Most instructions are one line: borrow it until a continuation.
+            let mut logical = Cow::Borrowed(head);
             let mut empty_continuation = None;
             while !complete {
                 let Some(next) = self.lines.next_line() else { break };
@@ -223,7 +256,7 @@ impl<'a> Parser<'a> {
                     continue;
                 }
                 let (part, done) = trim_continuation(next, escape);
-                logical.push_str(part);
+                logical.to_mut().push_str(part);
                 complete = done;
             }
             if let Some(n) = empty_continuation {
@@ -237,6 +270,7 @@ impl<'a> Parser<'a> {
             let mut node = node_from_line(&logical, escape, std::mem::take(&mut comments))
                 .map_err(|k| Error::new(k, start_line, end_so_far))?;
             self.read_heredocs(&mut node, &logical, start_line)?;
+            node.original = Arc::from(logical.as_ref());
             node.start_line = start_line;
             node.end_line = self.lines.number;
             if let Some(child) = node.child.as_mut() {
@@ -287,7 +321,8 @@ impl<'a> Parser<'a> {
     }
 }
 
-/// Splits a logical line into keyword, flags and arguments, and builds the node.
+/// Splits a logical line into keyword, flags and arguments, and builds the
+/// node. The caller sets `original` (it owns the line).
 fn node_from_line(line: &str, escape: char, comments: Vec<String>) -> Result<Node, ParseErrorKind> {
     let trimmed = trim_go_space(line);
     let (keyword_original, rest) = match trimmed.find(is_sep) {
@@ -296,21 +331,21 @@ fn node_from_line(line: &str, escape: char, comments: Vec<String>) -> Result<Nod
     };
     let (args, flags) = extract_flags(rest, escape);
     let args = trim_go_space(args);
-    let keyword = keyword_original.to_ascii_lowercase();
+    let (keyword, keyword_original) = keyword_names(keyword_original);
     let mut node = Node {
         keyword,
-        keyword_original: keyword_original.to_string(),
+        keyword_original,
         flags,
         args: Vec::new(),
         json: false,
         child: None,
         heredocs: Vec::new(),
-        original: line.to_string(),
+        original: Arc::default(),
         start_line: 0,
         end_line: 0,
         comments,
     };
-    match node.keyword.as_str() {
+    match node.keyword.as_ref() {
         "add" | "copy" | "volume" => (node.args, node.json) = parse_maybe_json_to_list(args)?,
         "run" | "cmd" | "entrypoint" | "shell" => (node.args, node.json) = parse_maybe_json(args)?,
         "from" | "expose" => node.args = split_whitespace(args),
@@ -319,13 +354,15 @@ fn node_from_line(line: &str, escape: char, comments: Vec<String>) -> Result<Nod
                 node.args.push(args.to_string());
             }
         }
-        "arg" => node.args = parse_words(args, escape),
+        "arg" => node.args = parse_words(args, escape).into_iter().map(str::to_string).collect(),
         "env" => node.args = parse_name_val(args, "ENV", escape)?,
         "label" => node.args = parse_name_val(args, "LABEL", escape)?,
         "healthcheck" => (node.args, node.json) = parse_healthcheck(args)?,
         "onbuild" => {
             if !args.is_empty() {
-                node.child = Some(Box::new(node_from_line(args, escape, Vec::new())?));
+                let mut child = node_from_line(args, escape, Vec::new())?;
+                child.original = Arc::from(args);
+                node.child = Some(Box::new(child));
             }
         }
         // BuildKit's parser accepts unknown instructions (typed parsing rejects them).
@@ -334,81 +371,111 @@ fn node_from_line(line: &str, escape: char, comments: Vec<String>) -> Result<Nod
     Ok(node)
 }
 
+/// Known keywords, upper and lower case.
+const KEYWORDS: &[(&str, &str)] = &[
+    ("ADD", "add"),
+    ("ARG", "arg"),
+    ("CMD", "cmd"),
+    ("COPY", "copy"),
+    ("ENTRYPOINT", "entrypoint"),
+    ("ENV", "env"),
+    ("EXPOSE", "expose"),
+    ("FROM", "from"),
+    ("HEALTHCHECK", "healthcheck"),
+    ("LABEL", "label"),
+    ("MAINTAINER", "maintainer"),
+    ("ONBUILD", "onbuild"),
+    ("RUN", "run"),
+    ("SHELL", "shell"),
+    ("STOPSIGNAL", "stopsignal"),
+    ("USER", "user"),
+    ("VOLUME", "volume"),
+    ("WORKDIR", "workdir"),
+];
+
+/// The lowercased keyword and the keyword as written. Known keywords (in
+/// the usual spellings) are static, so nodes and the commands made from
+/// them share them instead of allocating.
+fn keyword_names(written: &str) -> (Cow<'static, str>, Cow<'static, str>) {
+    match KEYWORDS.iter().find(|(upper, _)| upper.eq_ignore_ascii_case(written)) {
+        Some(&(upper, lower)) => {
+            let original = match written {
+                w if w == upper => Cow::Borrowed(upper),
+                w if w == lower => Cow::Borrowed(lower),
+                w => Cow::Owned(w.to_string()),
+            };
+            (Cow::Borrowed(lower), original)
+        }
+        None => (Cow::Owned(written.to_ascii_lowercase()), Cow::Owned(written.to_string())),
+    }
+}
+
 /// BuildKit's `extractBuilderFlags`: leading `--flag` words, quotes removed,
 /// escapes applied; a bare `--` ends the flags. Returns (rest, flags).
 fn extract_flags(line: &str, escape: char) -> (&str, Vec<String>) {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote(char),
-    }
+    // Separators, quotes and the escape character are all ASCII: scan bytes
+    // and copy the runs between them.
+    let is_space = |b: u8| b.is_ascii_whitespace() || b == b'\x0b';
+    let esc = ascii_escape(escape);
+    let bytes = line.as_bytes();
     let mut flags = Vec::new();
-    let mut phase = Phase::Spaces;
-    let mut word = String::new();
-    let mut blank_ok = false;
-    let mut chars = line.char_indices().peekable();
+    let mut i = 0;
     loop {
-        let Some((pos, ch)) = chars.next() else {
-            if phase != Phase::Spaces && word != "--" && (blank_ok || !word.is_empty()) {
-                flags.push(word);
-            }
-            return ("", flags);
-        };
-        if phase == Phase::Spaces {
-            if ch.is_ascii_whitespace() || ch == '\u{b}' {
-                continue;
-            }
-            if ch != '-' || chars.peek().map(|&(_, c)| c) != Some('-') {
-                return (&line[pos..], flags);
-            }
-            phase = Phase::Word;
+        while bytes.get(i).is_some_and(|&b| is_space(b)) {
+            i += 1;
         }
-        match phase {
-            Phase::Word => {
-                if ch.is_ascii_whitespace() || ch == '\u{b}' {
-                    if word == "--" {
-                        return (&line[pos..], flags);
-                    }
-                    if blank_ok || !word.is_empty() {
-                        flags.push(std::mem::take(&mut word));
-                    }
-                    word.clear();
-                    blank_ok = false;
-                    phase = Phase::Spaces;
-                    continue;
-                }
-                if ch == '\'' || ch == '"' {
-                    phase = Phase::Quote(ch);
+        if !line[i..].starts_with("--") {
+            return (&line[i..], flags);
+        }
+        let mut word = String::new();
+        let mut blank_ok = false;
+        let mut quote = None;
+        let mut run = i;
+        while let Some(&b) = bytes.get(i) {
+            match quote {
+                None if is_space(b) => break,
+                None if b == b'\'' || b == b'"' => {
+                    word.push_str(&line[run..i]);
+                    quote = Some(b);
                     blank_ok = true;
-                    continue;
+                    i += 1;
+                    run = i;
                 }
-                if ch == escape {
-                    match chars.next() {
-                        Some((_, next)) => word.push(next),
-                        None => continue,
-                    }
-                    continue;
+                Some(q) if b == q => {
+                    word.push_str(&line[run..i]);
+                    quote = None;
+                    i += 1;
+                    run = i;
                 }
-                word.push(ch);
+                // The escape is dropped and the next character kept as is.
+                _ if b == esc => {
+                    word.push_str(&line[run..i]);
+                    run = i + 1;
+                    i = bytes.get(i + 1).map_or(i + 1, |&next| i + 1 + utf8_width(next));
+                }
+                _ => i += 1,
             }
-            Phase::Quote(q) => {
-                if ch == q {
-                    phase = Phase::Word;
-                    continue;
-                }
-                if ch == escape {
-                    match chars.next() {
-                        Some((_, next)) => word.push(next),
-                        None => phase = Phase::Word,
-                    }
-                    continue;
-                }
-                word.push(ch);
-            }
-            Phase::Spaces => unreachable!("handled above"),
+        }
+        word.push_str(&line[run..i]);
+        let at_end = i >= bytes.len();
+        if word == "--" {
+            // A bare `--` ends the flags.
+            return (&line[i..], flags);
+        }
+        if blank_ok || !word.is_empty() {
+            flags.push(word);
+        }
+        if at_end {
+            return ("", flags);
         }
     }
+}
+
+/// The escape character as a byte. The escape directive allows only `\`
+/// and `` ` ``; 0xff (never in UTF-8) stands for anything else.
+fn ascii_escape(escape: char) -> u8 {
+    debug_assert!(escape.is_ascii());
+    if escape.is_ascii() { escape as u8 } else { 0xff }
 }
 
 /// Splits on runs of `[\t\v\f\r ]`.
@@ -431,6 +498,14 @@ fn parse_json_array(s: &str) -> JsonArgs {
     if !s.starts_with('[') {
         return JsonArgs::NotJson;
     }
+    // Fast paths: the usual array of strings, without serde_json when no
+    // string has escapes, else without building JSON values.
+    if let Some(strings) = plain_json_strings(s) {
+        return JsonArgs::Strings(strings);
+    }
+    if let Ok(strings) = serde_json::from_str::<Vec<String>>(s) {
+        return JsonArgs::Strings(strings);
+    }
     match serde_json::from_str::<Vec<serde_json::Value>>(s) {
         Ok(values) => {
             let mut out = Vec::with_capacity(values.len());
@@ -444,6 +519,45 @@ fn parse_json_array(s: &str) -> JsonArgs {
         }
         Err(_) => JsonArgs::NotJson,
     }
+}
+
+/// `s` (starting with `[`) as a JSON array of strings without escapes or
+/// control characters; None for anything else, valid JSON or not.
+fn plain_json_strings(s: &str) -> Option<Vec<String>> {
+    let bytes = s.as_bytes();
+    let skip_ws = |mut i: usize| {
+        while bytes.get(i).is_some_and(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+            i += 1;
+        }
+        i
+    };
+    let mut out = Vec::new();
+    let mut i = skip_ws(1);
+    if bytes.get(i) == Some(&b']') {
+        i += 1;
+    } else {
+        loop {
+            if bytes.get(i) != Some(&b'"') {
+                return None;
+            }
+            let start = i + 1;
+            let len = bytes[start..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20)?;
+            if bytes[start + len] != b'"' {
+                return None;
+            }
+            out.push(s[start..start + len].to_string());
+            i = skip_ws(start + len + 1);
+            match bytes.get(i) {
+                Some(b',') => i = skip_ws(i + 1),
+                Some(b']') => {
+                    i += 1;
+                    break;
+                }
+                _ => return None,
+            }
+        }
+    }
+    (skip_ws(i) == bytes.len()).then_some(out)
 }
 
 /// RUN, CMD, ENTRYPOINT, SHELL: JSON array of strings, else the text verbatim.
@@ -496,7 +610,7 @@ fn parse_name_val(args: &str, keyword: &'static str, escape: char) -> Result<Vec
     let mut out = Vec::with_capacity(words.len() * 3);
     for word in words {
         let Some((k, v)) = word.split_once('=') else {
-            return Err(ParseErrorKind::MissingEquals { word });
+            return Err(ParseErrorKind::MissingEquals { word: word.to_string() });
         };
         out.push(k.to_string());
         out.push(v.to_string());
@@ -507,73 +621,85 @@ fn parse_name_val(args: &str, keyword: &'static str, escape: char) -> Result<Vec
 
 /// BuildKit's `parseWords`: whitespace-separated words; quotes and escapes
 /// are kept in the words but group characters (a quoted space does not split).
-pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<String> {
-    #[derive(PartialEq)]
-    enum Phase {
-        Spaces,
-        Word,
-        Quote(char),
-    }
+/// Words are therefore slices of the input, except that an escape character
+/// at the very end of the input is dropped.
+pub(crate) fn parse_words(rest: &str, escape: char) -> Vec<&str> {
+    // Quotes and the escape character are ASCII, so the scan is over bytes;
+    // only whitespace needs a decoded character.
+    let esc = ascii_escape(escape);
+    let bytes = rest.as_bytes();
     let mut words = Vec::new();
-    let mut phase = Phase::Spaces;
-    let mut word = String::new();
-    let mut blank_ok = false;
-    let mut chars = rest.chars().peekable();
-    loop {
-        let Some(ch) = chars.next() else {
-            if phase != Phase::Spaces && (blank_ok || !word.is_empty()) {
-                words.push(word);
-            }
-            return words;
-        };
-        if phase == Phase::Spaces {
-            if is_go_space(ch) {
+    let mut i = 0;
+    while i < bytes.len() {
+        let (c, width) = char_at(rest, i);
+        if is_go_space(c) {
+            i += width;
+            continue;
+        }
+        let start = i;
+        let mut quote = None;
+        loop {
+            let Some(&b) = bytes.get(i) else {
+                words.push(&rest[start..]);
+                return words;
+            };
+            let escapes = b == esc && quote != Some(b'\'');
+            if escapes {
+                // The escape and the next character stay in the word; a
+                // trailing escape is dropped.
+                let Some(&next) = bytes.get(i + 1) else {
+                    push_nonempty(&mut words, &rest[start..i]);
+                    return words;
+                };
+                i += 1 + utf8_width(next);
                 continue;
             }
-            phase = Phase::Word;
-        }
-        match phase {
-            Phase::Word => {
-                if is_go_space(ch) {
-                    if blank_ok || !word.is_empty() {
-                        words.push(std::mem::take(&mut word));
+            match quote {
+                Some(q) => {
+                    if b == q {
+                        quote = None;
                     }
-                    blank_ok = false;
-                    phase = Phase::Spaces;
-                    continue;
+                    i += utf8_width(b);
                 }
-                if ch == '\'' || ch == '"' {
-                    phase = Phase::Quote(ch);
-                    blank_ok = true;
-                }
-                if ch == escape {
-                    // An escape outside quotes keeps itself and the next character.
-                    if let Some(next) = chars.next() {
-                        word.push(ch);
-                        word.push(next);
+                None => {
+                    let (c, width) = char_at(rest, i);
+                    if is_go_space(c) {
+                        words.push(&rest[start..i]);
+                        i += width;
+                        break;
                     }
-                    continue;
+                    if b == b'\'' || b == b'"' {
+                        quote = Some(b);
+                    }
+                    i += width;
                 }
-                word.push(ch);
             }
-            Phase::Quote(q) => {
-                if ch == q {
-                    phase = Phase::Word;
-                }
-                if ch == escape && q != '\'' {
-                    match chars.next() {
-                        Some(next) => {
-                            word.push(ch);
-                            word.push(next);
-                        }
-                        None => phase = Phase::Word,
-                    }
-                    continue;
-                }
-                word.push(ch);
-            }
-            Phase::Spaces => unreachable!("handled above"),
         }
+    }
+    words
+}
+
+/// The character starting at byte `i` of `s` (a character boundary) and its length.
+fn char_at(s: &str, i: usize) -> (char, usize) {
+    match s.as_bytes()[i] {
+        b @ 0..=0x7f => (char::from(b), 1),
+        _ => s[i..].chars().next().map_or(('\0', 1), |c| (c, c.len_utf8())),
+    }
+}
+
+/// The length of the UTF-8 sequence a leading byte starts.
+fn utf8_width(lead: u8) -> usize {
+    match lead {
+        0..=0xbf => 1,
+        0xc0..=0xdf => 2,
+        0xe0..=0xef => 3,
+        _ => 4,
+    }
+}
+
+fn push_nonempty<'a>(words: &mut Vec<&'a str>, word: &'a str) {
+    if !word.is_empty() {
+        words.push(word);
     }
 }
 
@@ -712,6 +838,37 @@ mod tests {
 
     fn dump(src: &str) -> String {
         parse(src.as_bytes()).expect("parses").dump()
+    }
+
+    #[test]
+    fn words_keep_quotes_and_escapes() {
+        assert_eq!(parse_words(r#"abc="123 456" def"#, '\\'), vec![r#"abc="123 456""#, "def"]);
+        assert_eq!(parse_words(r"a\ b  c", '\\'), vec![r"a\ b", "c"]);
+        assert_eq!(parse_words(r#""a\"b" 'c\' d\"#, '\\'), vec![r#""a\"b""#, r"'c\'", "d"]);
+        assert_eq!(parse_words("x \\", '\\'), vec!["x"]);
+        assert_eq!(parse_words(r#"'unterminated x"#, '\\'), vec![r#"'unterminated x"#]);
+        assert_eq!(parse_words("  ", '\\'), Vec::<&str>::new());
+        assert_eq!(parse_words("a`  b`", '`'), vec!["a` ", "b"]);
+    }
+
+    #[test]
+    fn newline_search() {
+        for text in ["", "a", "\n", "abcdefg\n", "abcdefgh\n", "abcdefghijklmnopq\nr\n", "no newline at all here"] {
+            assert_eq!(find_newline(text.as_bytes()), text.find('\n'), "{text:?}");
+        }
+        // A byte just above `\n` must not be taken for one.
+        assert_eq!(find_newline(b"\x0b\x0b\x0b\x0b\x0b\x0b\x0b\n\x0b"), Some(7));
+    }
+
+    #[test]
+    fn plain_json_fast_path() {
+        let strings = |v: &[&str]| Some(v.iter().map(|s| s.to_string()).collect::<Vec<_>>());
+        assert_eq!(plain_json_strings(r#"[ "a" , "b c"]  "#), strings(&["a", "b c"]));
+        assert_eq!(plain_json_strings("[]"), strings(&[]));
+        // Left to serde_json: escapes, non-strings, trailing text, bad syntax.
+        for s in [r#"["a\"b"]"#, "[1]", r#"["a"] x"#, r#"["a",]"#, r#"["a""#, "[\"\t\"]"] {
+            assert_eq!(plain_json_strings(s), None, "{s}");
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! pruning of stages the target does not reach. Build checks that depend on
 //! expansion are reported here, into the [`Linter`].
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::sync::Arc;
@@ -247,8 +248,9 @@ pub struct PlannedInstruction {
     /// The stage's ENV before this instruction (base image env included when
     /// known). Shared between instructions until an ENV changes it.
     pub env: Arc<Vec<(String, String)>>,
-    /// Working directory before this instruction (None when the base image's is unknown).
-    pub workdir: Option<String>,
+    /// Working directory before this instruction (None when the base image's
+    /// is unknown). Shared between instructions until a WORKDIR changes it.
+    pub workdir: Option<Arc<str>>,
 }
 
 impl PlannedInstruction {
@@ -315,10 +317,13 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
     let check = check_config(ast, options)?;
     let mut linter = Linter::new(check);
     linter.check_syntax(ast);
-    let parsed = instructions::parse_stages(ast)?;
+    let mut parsed = instructions::parse_stages(ast)?;
     if parsed.stages.is_empty() {
         return Err(Error::new(PlanErrorKind::NoStages, ast.end_line(), ast.end_line()));
     }
+    // Planning consumes the commands (expanding them in place); the stages
+    // keep the rest.
+    let mut commands: Vec<Vec<Command>> = parsed.stages.iter_mut().map(|s| std::mem::take(&mut s.commands)).collect();
     let lexer = Lexer::new(ast.escape);
     let mut planner = Planner { lexer, options, linter, stages: &parsed.stages, declared_args: BTreeSet::new() };
     planner.check_stage_names();
@@ -326,8 +331,10 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
     let globals = planner.global_args(&parsed.meta_args, target)?;
     let mut planned = Vec::with_capacity(parsed.stages.len());
     let mut bases = Vec::with_capacity(parsed.stages.len());
+    let names: Vec<Option<&str>> = parsed.stages.iter().map(|s| s.name.as_deref()).collect();
+    let global_env = globals.env();
     for stage in &parsed.stages {
-        let (base, platform) = planner.resolve_base(stage, &globals, &planned_names(&parsed.stages))?;
+        let (base, platform) = planner.resolve_base(stage, &globals, &global_env, &names)?;
         bases.push(base.clone());
         planned.push(PlannedStage {
             index: stage.index,
@@ -343,8 +350,8 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
         });
     }
     // The graph first, so only reachable stages are expanded and linted (as BuildKit does).
-    for (i, stage) in parsed.stages.iter().enumerate() {
-        let (deps, images) = planner.stage_references(stage, &bases[i])?;
+    for (i, commands) in commands.iter().enumerate() {
+        let (deps, images) = planner.stage_references(commands, &bases[i])?;
         planned[i].dependencies = deps;
         planned[i].external_images = images;
     }
@@ -360,13 +367,14 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
                 None => StageState::unknown_image(),
             },
         };
-        let stage = &parsed.stages[i];
+        let commands = std::mem::take(&mut commands[i]);
         if planned[i].pruned && !options.all_stages {
             // Never built: expand for display only, with findings and errors muted
             // (BuildKit does not look at unreachable stages at all).
             let real = std::mem::take(&mut planner.linter);
             let declared = planner.declared_args.clone();
-            let result = planner.plan_stage(stage, initial.clone(), &globals);
+            let raw: Vec<PlannedInstruction> = commands.iter().map(|c| raw_instruction(c, &initial)).collect();
+            let result = planner.plan_stage(commands, initial.clone(), &globals);
             planner.linter = real;
             planner.declared_args = declared;
             match result {
@@ -375,13 +383,13 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
                     finals[i] = state;
                 }
                 Err(_) => {
-                    planned[i].instructions = stage.commands.iter().map(|c| raw_instruction(c, &initial)).collect();
+                    planned[i].instructions = raw;
                     finals[i] = initial;
                 }
             }
             continue;
         }
-        let (instructions, state) = planner.plan_stage(stage, initial, &globals)?;
+        let (instructions, state) = planner.plan_stage(commands, initial, &globals)?;
         planned[i].instructions = instructions;
         finals[i] = state;
     }
@@ -413,10 +421,6 @@ fn check_config(ast: &Ast, options: &PlanOptions) -> Result<CheckConfig, Error> 
         (None, None) => return Ok(CheckConfig::default()),
     };
     CheckConfig::parse(value).map_err(|e| Error::new(PlanErrorKind::InvalidCheckConfig(e), line, line))
-}
-
-fn planned_names(stages: &[Stage]) -> Vec<Option<String>> {
-    stages.iter().map(|s| s.name.clone()).collect()
 }
 
 fn split_kv(kv: &str) -> (String, String) {
@@ -457,7 +461,7 @@ struct StageState {
     args: Vec<(String, Option<String>)>,
     /// `args` with values, as handed to instructions.
     arg_values: Arc<Vec<(String, String)>>,
-    workdir: Option<String>,
+    workdir: Option<Arc<str>>,
     workdir_set: bool,
     /// The base image's environment is not known.
     env_unknown: bool,
@@ -472,7 +476,7 @@ impl StageState {
             env: Arc::new(env),
             args: Vec::new(),
             arg_values: Arc::default(),
-            workdir: Some("/".to_string()),
+            workdir: Some(Arc::from("/")),
             workdir_set: false,
             env_unknown: false,
         }
@@ -610,12 +614,12 @@ impl Planner<'_> {
             let Instruction::Arg { args } = &cmd.instruction else { continue };
             for def in args {
                 self.declared_args.insert(def.name.clone());
-                self.check_secret("ARG", &def.name, cmd);
+                self.check_secret("ARG", &def.name, Lines::of(cmd));
                 let value = if let Some(v) = opts.build_args.get(&def.name) {
                     Some(v.clone())
                 } else if let Some(default) = &def.default {
                     let env = globals.env();
-                    Some(self.lexer.process_word(default, &env).map_err(|e| locate(e, cmd))?)
+                    Some(self.lexer.process_word(default, &env).map_err(|e| locate(e, Lines::of(cmd)))?)
                 } else {
                     globals.get(&def.name).cloned().flatten()
                 };
@@ -645,10 +649,15 @@ impl Planner<'_> {
             }
         }
         for stage in self.stages {
-            let Ok(expansion) = self.lexer.process_word_with_matches(&stage.base_name, &env) else { continue };
-            let uses_declared = expansion.unmatched.iter().any(|n| declared.contains(n.as_str()))
-                || expansion.matched.iter().any(|n| declared.contains(n.as_str()));
-            if uses_declared && !is_plausible_image_name(&expansion.value) {
+            let mut uses_declared = false;
+            let Ok(value) = self.lexer.process_word_with_lookups(&stage.base_name, &env, &mut |name, _| {
+                uses_declared |= declared.contains(name);
+            }) else {
+                continue;
+            };
+            if uses_declared && !is_plausible_image_name(&value) {
+                // Rare: expand again for the names, in the order BuildKit lists them.
+                let Ok(expansion) = self.lexer.process_word_with_matches(&stage.base_name, &env) else { continue };
                 let names: Vec<&str> = expansion
                     .unmatched
                     .iter()
@@ -671,21 +680,24 @@ impl Planner<'_> {
         &mut self,
         stage: &Stage,
         globals: &Globals,
-        names: &[Option<String>],
+        env: &BTreeMap<String, String>,
+        names: &[Option<&str>],
     ) -> Result<(Base, Option<String>), Error> {
-        let env = globals.env();
         let (line, end) = (stage.start_line, stage.end_line);
         let at = |kind: ErrorKind| Error { kind, line, end_line: end, column: None };
-        let expansion =
-            self.lexer.process_word_with_matches(&stage.base_name, &env).map_err(|e| at(ErrorKind::Shell(e)))?;
-        self.report_undeclared_in_from(&expansion.unmatched, globals, line, end);
-        if expansion.value.is_empty() {
+        let mut unmatched = BTreeSet::new();
+        let value = self
+            .lexer
+            .process_word_with_lookups(&stage.base_name, env, &mut |name, set| unset_name(&mut unmatched, name, set))
+            .map_err(|e| at(ErrorKind::Shell(e)))?;
+        self.report_undeclared_in_from(&unmatched, globals, line, end);
+        if value.is_empty() {
             return Err(at(PlanErrorKind::BlankBaseName(stage.base_name.clone()).into()));
         }
         let platform = match &stage.platform {
             None => None,
             Some(raw) => {
-                let p = self.lexer.process_word_with_matches(raw, &env).map_err(|e| at(ErrorKind::Shell(e)))?;
+                let p = self.lexer.process_word_with_matches(raw, env).map_err(|e| at(ErrorKind::Shell(e)))?;
                 self.report_undeclared_in_from(&p.unmatched, globals, line, end);
                 if raw.contains("TARGETPLATFORM") && p.matched.len() == 1 && p.matched.contains("TARGETPLATFORM") {
                     self.linter.report(
@@ -712,13 +724,13 @@ impl Planner<'_> {
                 Some(p.value)
             }
         };
-        let lowered = expansion.value.to_ascii_lowercase();
+        let lowered = value.to_ascii_lowercase();
         let base = if lowered == "scratch" {
             Base::Scratch
-        } else if let Some(i) = names[..stage.index].iter().rposition(|n| n.as_deref() == Some(lowered.as_str())) {
+        } else if let Some(i) = names[..stage.index].iter().rposition(|n| *n == Some(lowered.as_str())) {
             Base::Stage(i)
         } else {
-            Base::Image(expansion.value)
+            Base::Image(value.into_owned())
         };
         Ok((base, platform))
     }
@@ -740,13 +752,13 @@ impl Planner<'_> {
     }
 
     /// Stages and images a stage reads: its base, `COPY --from`, `RUN --mount from=`.
-    fn stage_references(&self, stage: &Stage, base: &Base) -> Result<(Vec<usize>, Vec<String>), Error> {
+    fn stage_references(&self, commands: &[Command], base: &Base) -> Result<(Vec<usize>, Vec<String>), Error> {
         let mut deps = BTreeSet::new();
         let mut images = BTreeSet::new();
         if let Base::Stage(b) = base {
             deps.insert(*b);
         }
-        for cmd in &stage.commands {
+        for cmd in commands {
             for reference in cmd.instruction.stage_references() {
                 match self.resolve_reference(reference) {
                     Ok(Some(i)) => {
@@ -775,7 +787,7 @@ impl Planner<'_> {
         Ok(self.stages.iter().rev().find(|s| s.name.as_deref() == Some(lowered.as_str())).map(|s| s.index))
     }
 
-    fn check_secret(&mut self, keyword: &str, name: &str, cmd: &Command) {
+    fn check_secret(&mut self, keyword: &str, name: &str, cmd: Lines) {
         if lint::looks_like_secret(name) {
             self.linter.report(
                 Rule::SecretsUsedInArgOrEnv,
@@ -790,19 +802,23 @@ impl Planner<'_> {
     /// environment it sees.
     fn plan_stage(
         &mut self,
-        stage: &Stage,
+        commands: Vec<Command>,
         mut state: StageState,
         globals: &Globals,
     ) -> Result<(Vec<PlannedInstruction>, StageState), Error> {
-        let mut out = Vec::with_capacity(stage.commands.len());
+        let mut out = Vec::with_capacity(commands.len());
         let mut seen_once: BTreeMap<&'static str, usize> = BTreeMap::new();
-        for cmd in &stage.commands {
+        for cmd in commands {
             let before_env = state.env.clone();
             let before_workdir = state.workdir.clone();
-            let expanded = match &cmd.instruction {
+            let mut expanded = cmd.instruction;
+            let cmd = Lines { start_line: cmd.start_line, end_line: cmd.end_line };
+            match &mut expanded {
                 Instruction::Arg { args } => {
                     for def in args {
-                        self.declared_args.insert(def.name.clone());
+                        if !self.declared_args.contains(&def.name) {
+                            self.declared_args.insert(def.name.clone());
+                        }
                         self.check_secret("ARG", &def.name, cmd);
                         let value = if let Some(v) = self.options.build_args.get(&def.name) {
                             Some(v.clone())
@@ -813,22 +829,25 @@ impl Planner<'_> {
                         };
                         state.set_arg(&def.name, value);
                     }
-                    cmd.instruction.clone()
                 }
-                Instruction::Onbuild { .. } | Instruction::Maintainer { .. } => cmd.instruction.clone(),
+                Instruction::Onbuild { .. } | Instruction::Maintainer { .. } => {}
                 instruction => {
                     let env = &state;
                     let mut unmatched = BTreeSet::new();
                     let lexer = &self.lexer;
-                    let expanded = instruction
-                        .expand_and_validate(&mut |word| {
-                            let e = lexer.process_word_with_matches(word, env)?;
-                            unmatched.extend(e.unmatched);
-                            Ok(e.value)
+                    instruction
+                        .expand_in_place(&mut |word| {
+                            let expanded = lexer.process_word_with_lookups(word, env, &mut |name, set| {
+                                unset_name(&mut unmatched, name, set)
+                            })?;
+                            Ok(match expanded {
+                                Cow::Borrowed(_) => None,
+                                Cow::Owned(value) => Some(value),
+                            })
                         })
-                        .map_err(|e| locate_kind(e.into(), cmd))?;
+                        .map_err(|e| locate(e, cmd))?;
+                    instruction.validate().map_err(|e| locate_kind(e.into(), cmd))?;
                     self.report_undefined(&unmatched, &state, cmd);
-                    expanded
                 }
             };
             match &expanded {
@@ -853,7 +872,8 @@ impl Planner<'_> {
                         .workdir
                         .as_deref()
                         .map(|wd| join_path(wd, path))
-                        .or_else(|| path.starts_with('/').then(|| clean_path(path)));
+                        .or_else(|| path.starts_with('/').then(|| clean_path(path)))
+                        .map(Arc::from);
                     state.workdir_set = true;
                 }
                 Instruction::Expose { ports } => self.check_expose(ports, cmd),
@@ -894,13 +914,17 @@ impl Planner<'_> {
         Ok((out, state))
     }
 
-    fn expand_word(&mut self, word: &str, state: &StageState, cmd: &Command) -> Result<String, Error> {
-        let e = self.lexer.process_word_with_matches(word, state).map_err(|e| locate(e, cmd))?;
-        self.report_undefined(&e.unmatched, state, cmd);
-        Ok(e.value)
+    fn expand_word(&mut self, word: &str, state: &StageState, cmd: Lines) -> Result<String, Error> {
+        let mut unmatched = BTreeSet::new();
+        let value = self
+            .lexer
+            .process_word_with_lookups(word, state, &mut |name, set| unset_name(&mut unmatched, name, set))
+            .map_err(|e| locate(e, cmd))?;
+        self.report_undefined(&unmatched, state, cmd);
+        Ok(value.into_owned())
     }
 
-    fn report_undefined(&mut self, unmatched: &BTreeSet<String>, state: &StageState, cmd: &Command) {
+    fn report_undefined(&mut self, unmatched: &BTreeSet<String>, state: &StageState, cmd: Lines) {
         if state.env_unknown {
             return; // the base image may define it
         }
@@ -920,7 +944,7 @@ impl Planner<'_> {
         }
     }
 
-    fn check_expose(&mut self, ports: &[String], cmd: &Command) {
+    fn check_expose(&mut self, ports: &[String], cmd: Lines) {
         for port in ports {
             if let Some((_, proto)) = port.rsplit_once('/')
                 && proto != proto.to_ascii_lowercase()
@@ -944,11 +968,31 @@ impl Planner<'_> {
     }
 }
 
-fn locate(e: ShellError, cmd: &Command) -> Error {
+/// Adds a name looked up and not set to `unset`, allocating only when it is new.
+fn unset_name(unset: &mut BTreeSet<String>, name: &str, set: bool) {
+    if !set && !unset.contains(name) {
+        unset.insert(name.to_owned());
+    }
+}
+
+/// The lines of an instruction, for findings and errors.
+#[derive(Debug, Clone, Copy)]
+struct Lines {
+    start_line: usize,
+    end_line: usize,
+}
+
+impl Lines {
+    fn of(cmd: &Command) -> Lines {
+        Lines { start_line: cmd.start_line, end_line: cmd.end_line }
+    }
+}
+
+fn locate(e: ShellError, cmd: Lines) -> Error {
     locate_kind(ErrorKind::Shell(e), cmd)
 }
 
-fn locate_kind(kind: ErrorKind, cmd: &Command) -> Error {
+fn locate_kind(kind: ErrorKind, cmd: Lines) -> Error {
     Error { kind, line: cmd.start_line, end_line: cmd.end_line, column: None }
 }
 
@@ -1057,6 +1101,10 @@ pub fn join_path(base: &str, p: &str) -> String {
 
 /// Go's `path.Clean` for absolute paths.
 pub fn clean_path(p: &str) -> String {
+    // Fast path: already clean (the usual absolute WORKDIR).
+    if p.len() > 1 && p.starts_with('/') && p[1..].split('/').all(|s| !matches!(s, "" | "." | "..")) {
+        return p.to_string();
+    }
     let mut parts: Vec<&str> = Vec::new();
     for part in p.split('/') {
         match part {

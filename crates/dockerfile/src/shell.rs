@@ -175,8 +175,29 @@ impl Lexer {
             return Ok(Expansion { value: word.to_owned(), ..Default::default() });
         }
         let mut value = String::with_capacity(word.len());
-        let (matched, unmatched) = self.run(word, env, true, &mut value)?;
+        let lookups = self.run(word, env, true, &mut value)?;
+        let (matched, unmatched) = into_sets(lookups);
         Ok(Expansion { value, matched, unmatched })
+    }
+
+    /// [`Lexer::process_word_with_matches`] without building sets: borrows
+    /// `word` when there is nothing to expand, and passes each name looked up
+    /// (a slice of `word`, repeated when looked up again) to `on_lookup`,
+    /// with whether it was set.
+    pub fn process_word_with_lookups<'w>(
+        &self,
+        word: &'w str,
+        env: &dyn Env,
+        on_lookup: &mut dyn FnMut(&'w str, bool),
+    ) -> Result<Cow<'w, str>, ShellError> {
+        if self.is_plain(word) {
+            return Ok(Cow::Borrowed(word));
+        }
+        let mut value = String::with_capacity(word.len());
+        for (name, found) in self.run(word, env, true, &mut value)? {
+            on_lookup(name, found);
+        }
+        Ok(Cow::Owned(value))
     }
 
     /// Expands and splits into words (`ProcessWords`).
@@ -195,7 +216,7 @@ impl Lexer {
             return Ok(WordsExpansion { words, ..Default::default() });
         }
         let mut sink = WordSink { words: Vec::new(), cur: String::with_capacity(word.len()) };
-        let (matched, unmatched) = self.run(word, env, capture, &mut sink)?;
+        let (matched, unmatched) = into_sets(self.run(word, env, capture, &mut sink)?);
         Ok(WordsExpansion { words: sink.finish(), matched, unmatched })
     }
 
@@ -213,29 +234,33 @@ impl Lexer {
         }
     }
 
-    fn run<S: Sink>(
+    /// Expands `word` into `out`. With `capture`, returns every name looked
+    /// up (slices of `word`) and whether it was set, in lookup order.
+    fn run<'w, S: Sink>(
         &self,
-        word: &str,
+        word: &'w str,
         env: &dyn Env,
         capture: bool,
         out: &mut S,
-    ) -> Result<(BTreeSet<String>, BTreeSet<String>), ShellError> {
+    ) -> Result<Vec<(&'w str, bool)>, ShellError> {
         // Go's text/scanner drops a byte order mark at the very start.
         let src = word.strip_prefix('\u{FEFF}').unwrap_or(word);
-        let mut p = Processor {
-            lex: self,
-            word,
-            src,
-            pos: 0,
-            env,
-            capture,
-            matched: BTreeSet::new(),
-            unmatched: BTreeSet::new(),
-            depth: 0,
-        };
+        let mut p = Processor { lex: self, word, src, pos: 0, env, capture, lookups: Vec::new(), depth: 0 };
         p.process_stop_on(None, self.raw_escapes, out)?;
-        Ok((p.matched, p.unmatched))
+        Ok(p.lookups)
     }
+}
+
+/// Splits recorded lookups into the (matched, unmatched) name sets.
+fn into_sets(lookups: Vec<(&str, bool)>) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut matched, mut unmatched) = (BTreeSet::new(), BTreeSet::new());
+    for (name, found) in lookups {
+        let set = if found { &mut matched } else { &mut unmatched };
+        if !set.contains(name) {
+            set.insert(name.to_owned());
+        }
+    }
+    (matched, unmatched)
 }
 
 /// Where processed text goes: one string, or words split on whitespace.
@@ -322,22 +347,22 @@ impl Sink for WordSink {
 }
 
 /// One expansion in progress (BuildKit's `shellWord`).
-struct Processor<'a, 'e> {
-    lex: &'a Lexer,
+struct Processor<'l, 'a, 'e> {
+    lex: &'l Lexer,
     /// The input as given, for error messages.
     word: &'a str,
     /// The input being scanned (without a leading byte order mark).
     src: &'a str,
     pos: usize,
     env: &'e dyn Env,
-    /// Record looked-up names in `matched` / `unmatched`.
+    /// Record looked-up names in `lookups`.
     capture: bool,
-    matched: BTreeSet<String>,
-    unmatched: BTreeSet<String>,
+    /// Names looked up (slices of the input), and whether each was set.
+    lookups: Vec<(&'a str, bool)>,
     depth: usize,
 }
 
-impl<'a, 'e> Processor<'a, 'e> {
+impl<'a, 'e> Processor<'_, 'a, 'e> {
     fn peek(&self) -> Option<char> {
         self.src[self.pos..].chars().next()
     }
@@ -384,13 +409,10 @@ impl<'a, 'e> Processor<'a, 'e> {
         }
     }
 
-    fn get_env(&mut self, name: &str) -> Option<&'e str> {
+    fn get_env(&mut self, name: &'a str) -> Option<&'e str> {
         let value = self.env.lookup(name);
         if self.capture {
-            let set = if value.is_some() { &mut self.matched } else { &mut self.unmatched };
-            if !set.contains(name) {
-                set.insert(name.to_owned());
-            }
+            self.lookups.push((name, value.is_some()));
         }
         value
     }

@@ -4,11 +4,9 @@
 use thiserror::Error;
 
 use super::error::InstructionError;
-use super::mount::{MountOption, build_mount};
-use super::values::{parse_port_spec, validate_chmod};
-use super::{
-    AddInstruction, CopyInstruction, FromInstruction, Healthcheck, Instruction, KeyValue, RunInstruction, Source,
-};
+use super::mount::{Mount, build_mount, mount_problem};
+use super::values::{check_port_spec, validate_chmod};
+use super::{AddInstruction, CopyInstruction, Healthcheck, Instruction, KeyValue, Source};
 use crate::error::ErrorKind;
 use crate::shell::ShellError;
 
@@ -30,32 +28,88 @@ impl From<ExpandError> for ErrorKind {
     }
 }
 
-type Expander<'a> = dyn FnMut(&str) -> Result<String, ShellError> + 'a;
+/// Expands one word; `Ok(None)` when the word is unchanged.
+type Expander<'a> = dyn FnMut(&str) -> Result<Option<String>, ShellError> + 'a;
 
-fn opt(ex: &mut Expander<'_>, value: &Option<String>) -> Result<Option<String>, ShellError> {
-    match value {
-        Some(v) => ex(v).map(|e| (!e.is_empty()).then_some(e)),
-        None => Ok(None),
+fn one(ex: &mut Expander<'_>, value: &mut String) -> Result<(), ShellError> {
+    if let Some(expanded) = ex(value)? {
+        *value = expanded;
     }
+    Ok(())
 }
 
-fn all(ex: &mut Expander<'_>, values: &[String]) -> Result<Vec<String>, ShellError> {
-    values.iter().map(|v| ex(v)).collect()
+/// An optional value; one that expands to the empty string becomes None.
+fn opt(ex: &mut Expander<'_>, value: &mut Option<String>) -> Result<(), ShellError> {
+    if let Some(v) = value {
+        let expanded = ex(v)?;
+        if let Some(e) = expanded {
+            *v = e;
+        }
+        if v.is_empty() {
+            *value = None;
+        }
+    }
+    Ok(())
 }
 
-fn pairs(ex: &mut Expander<'_>, kvs: &[KeyValue]) -> Result<Vec<KeyValue>, ShellError> {
-    kvs.iter().map(|kv| Ok(KeyValue { key: ex(&kv.key)?, value: ex(&kv.value)?, legacy: kv.legacy })).collect()
+fn all(ex: &mut Expander<'_>, values: &mut [String]) -> Result<(), ShellError> {
+    values.iter_mut().try_for_each(|v| one(ex, v))
+}
+
+fn pairs(ex: &mut Expander<'_>, kvs: &mut [KeyValue]) -> Result<(), ShellError> {
+    kvs.iter_mut().try_for_each(|kv| {
+        one(ex, &mut kv.key)?;
+        one(ex, &mut kv.value)
+    })
 }
 
 /// Expands path sources; heredoc sources are left alone (their bodies are
 /// expanded, if at all, with the raw-quote lexer when the file is written).
-fn sources(ex: &mut Expander<'_>, srcs: &[Source]) -> Result<Vec<Source>, ShellError> {
-    srcs.iter()
-        .map(|s| match s {
-            Source::Path(p) => ex(p).map(Source::Path),
-            other => Ok(other.clone()),
-        })
-        .collect()
+fn sources(ex: &mut Expander<'_>, srcs: &mut [Source]) -> Result<(), ShellError> {
+    srcs.iter_mut().try_for_each(|s| match s {
+        Source::Path(p) => one(ex, p),
+        Source::Heredoc { .. } => Ok(()),
+    })
+}
+
+/// Expands the option values of a mount (all but `from`) and rebuilds its
+/// typed fields when a value changed or was deferred (contains `$`).
+fn mount(ex: &mut Expander<'_>, m: &mut Mount) -> Result<(), ShellError> {
+    let mut rebuild = false;
+    for o in &mut m.options {
+        if let Some(v) = &mut o.value
+            && o.key != "from"
+        {
+            match ex(v)? {
+                Some(expanded) => {
+                    *v = expanded;
+                    rebuild = true;
+                }
+                None => rebuild |= v.contains('$'),
+            }
+        }
+    }
+    if rebuild {
+        let raw = std::mem::take(&mut m.raw);
+        *m = build_mount(raw, std::mem::take(&mut m.options), false).0;
+    }
+    Ok(())
+}
+
+/// EXPOSE ports: each expanded value split on whitespace, as BuildKit's
+/// word splitting would.
+fn ports(ex: &mut Expander<'_>, ports: &mut Vec<String>) -> Result<(), ShellError> {
+    let is_one_word = |p: &str| !p.is_empty() && !p.bytes().any(|b| b.is_ascii_whitespace());
+    let mut out = Vec::with_capacity(ports.len());
+    for p in std::mem::take(ports) {
+        match ex(&p)? {
+            Some(expanded) => out.extend(expanded.split_ascii_whitespace().map(str::to_string)),
+            None if is_one_word(&p) => out.push(p),
+            None => out.extend(p.split_ascii_whitespace().map(str::to_string)),
+        }
+    }
+    *ports = out;
+    Ok(())
 }
 
 impl Instruction {
@@ -101,65 +155,52 @@ impl Instruction {
     /// Call [`Instruction::validate`] on the result, or use
     /// [`Instruction::expand_and_validate`].
     pub fn expand(&self, ex: &mut dyn FnMut(&str) -> Result<String, ShellError>) -> Result<Instruction, ShellError> {
-        Ok(match self {
-            Instruction::From(f) => Instruction::From(FromInstruction {
-                base_name: ex(&f.base_name)?,
-                platform: opt(ex, &f.platform)?,
-                ..f.clone()
-            }),
-            Instruction::Run(run) => {
-                let mut mounts = Vec::with_capacity(run.mounts.len());
-                for m in &run.mounts {
-                    let options = m
-                        .options
-                        .iter()
-                        .map(|o| match (&o.value, o.key.as_str()) {
-                            (Some(v), key) if key != "from" => {
-                                Ok(MountOption { key: o.key.clone(), value: Some(ex(v)?) })
-                            }
-                            _ => Ok(o.clone()),
-                        })
-                        .collect::<Result<Vec<_>, ShellError>>()?;
-                    mounts.push(build_mount(&m.raw, options, false).0);
-                }
-                Instruction::Run(RunInstruction { mounts, ..run.clone() })
+        let mut expanded = self.clone();
+        expanded.expand_in_place(&mut |word| ex(word).map(Some))?;
+        Ok(expanded)
+    }
+
+    /// [`Instruction::expand`] without a copy: the fields are replaced in
+    /// place. `ex` returns None for a word that has nothing to expand, which
+    /// then keeps its text (and allocation). On error, the fields expanded
+    /// so far stay expanded.
+    pub fn expand_in_place(
+        &mut self,
+        ex: &mut dyn FnMut(&str) -> Result<Option<String>, ShellError>,
+    ) -> Result<(), ShellError> {
+        match self {
+            Instruction::From(f) => {
+                one(ex, &mut f.base_name)?;
+                opt(ex, &mut f.platform)
             }
-            Instruction::Env { pairs: p } => Instruction::Env { pairs: pairs(ex, p)? },
-            Instruction::Label { pairs: p } => Instruction::Label { pairs: pairs(ex, p)? },
-            Instruction::Copy(c) => Instruction::Copy(CopyInstruction {
-                sources: sources(ex, &c.sources)?,
-                dest: ex(&c.dest)?,
-                chown: opt(ex, &c.chown)?,
-                chmod: opt(ex, &c.chmod)?,
-                ..c.clone()
-            }),
-            Instruction::Add(a) => Instruction::Add(AddInstruction {
-                sources: sources(ex, &a.sources)?,
-                dest: ex(&a.dest)?,
-                chown: opt(ex, &a.chown)?,
-                chmod: opt(ex, &a.chmod)?,
-                checksum: opt(ex, &a.checksum)?,
-                ..a.clone()
-            }),
-            Instruction::Workdir { path } => Instruction::Workdir { path: ex(path)? },
-            Instruction::User { user } => Instruction::User { user: ex(user)? },
-            Instruction::StopSignal { signal } => Instruction::StopSignal { signal: ex(signal)? },
-            Instruction::Expose { ports } => {
-                let mut out = Vec::with_capacity(ports.len());
-                for p in ports {
-                    out.extend(ex(p)?.split_ascii_whitespace().map(str::to_string));
-                }
-                Instruction::Expose { ports: out }
+            Instruction::Run(run) => run.mounts.iter_mut().try_for_each(|m| mount(ex, m)),
+            Instruction::Env { pairs: p } | Instruction::Label { pairs: p } => pairs(ex, p),
+            Instruction::Copy(c) => {
+                sources(ex, &mut c.sources)?;
+                one(ex, &mut c.dest)?;
+                opt(ex, &mut c.chown)?;
+                opt(ex, &mut c.chmod)
             }
-            Instruction::Volume { paths } => Instruction::Volume { paths: all(ex, paths)? },
+            Instruction::Add(a) => {
+                sources(ex, &mut a.sources)?;
+                one(ex, &mut a.dest)?;
+                opt(ex, &mut a.chown)?;
+                opt(ex, &mut a.chmod)?;
+                opt(ex, &mut a.checksum)
+            }
+            Instruction::Workdir { path } => one(ex, path),
+            Instruction::User { user } => one(ex, user),
+            Instruction::StopSignal { signal } => one(ex, signal),
+            Instruction::Expose { ports: p } => ports(ex, p),
+            Instruction::Volume { paths } => all(ex, paths),
             Instruction::Cmd { .. }
             | Instruction::Entrypoint { .. }
             | Instruction::Shell { .. }
             | Instruction::Arg { .. }
             | Instruction::Healthcheck(_)
             | Instruction::Onbuild { .. }
-            | Instruction::Maintainer { .. } => self.clone(),
-        })
+            | Instruction::Maintainer { .. } => Ok(()),
+        }
     }
 
     /// Checks the values that can only be checked once expanded: `--chmod`,
@@ -170,7 +211,7 @@ impl Instruction {
         match self {
             Instruction::Run(run) => {
                 for m in &run.mounts {
-                    if let (_, Some(reason)) = build_mount(&m.raw, m.options.clone(), false) {
+                    if let Some(reason) = mount_problem(&m.options) {
                         return Err(InstructionError::InvalidMount { spec: m.raw.clone(), reason });
                     }
                 }
@@ -178,7 +219,7 @@ impl Instruction {
             }
             Instruction::Copy(CopyInstruction { chmod: Some(mode), .. })
             | Instruction::Add(AddInstruction { chmod: Some(mode), .. }) => validate_chmod(mode),
-            Instruction::Expose { ports } => ports.iter().try_for_each(|p| parse_port_spec(p).map(|_| ())),
+            Instruction::Expose { ports } => ports.iter().try_for_each(|p| check_port_spec(p)),
             Instruction::Volume { paths } if paths.iter().any(|p| p.trim().is_empty()) => {
                 Err(InstructionError::EmptyVolume)
             }

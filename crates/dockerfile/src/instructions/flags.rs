@@ -105,8 +105,8 @@ impl Flags {
     }
 
     /// Names of the flags given, in order of first use.
-    pub fn used(&self) -> Vec<String> {
-        self.given.iter().map(|(n, _)| (*n).to_string()).collect()
+    pub fn used(&self) -> Vec<&'static str> {
+        self.given.iter().map(|(n, _)| *n).collect()
     }
 }
 

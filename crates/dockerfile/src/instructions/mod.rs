@@ -25,6 +25,8 @@ mod flags;
 mod mount;
 mod values;
 
+use std::borrow::Cow;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -37,7 +39,7 @@ pub use values::{PortRange, parse_go_duration, parse_port_spec, validate_chmod};
 use crate::ast::{Ast, Heredoc, Node};
 use crate::error::Error;
 use flags::{FlagTable, parse_flags};
-use values::{heredoc_word, suggest};
+use values::{check_port_spec, heredoc_word, suggest};
 
 /// Every instruction keyword, uppercase, alphabetically.
 pub const ALL_KEYWORDS: &[&str] = &[
@@ -89,9 +91,9 @@ pub struct Stage {
     pub start_line: usize,
     pub end_line: usize,
     /// The `FROM` keyword as written.
-    pub keyword_original: String,
+    pub keyword_original: Cow<'static, str>,
     /// The FROM line as written.
-    pub original: String,
+    pub original: Arc<str>,
     /// Comment lines directly above the FROM.
     pub comments: Vec<String>,
 }
@@ -122,9 +124,9 @@ pub struct Command {
     pub start_line: usize,
     pub end_line: usize,
     /// The keyword as written.
-    pub keyword_original: String,
+    pub keyword_original: Cow<'static, str>,
     /// The logical line as written (continuations joined).
-    pub original: String,
+    pub original: Arc<str>,
     /// Comment lines directly above the instruction.
     pub comments: Vec<String>,
 }
@@ -212,7 +214,7 @@ pub struct RunInstruction {
     pub security: SecurityMode,
     pub devices: Vec<Device>,
     /// Names of the flags given, in order (BuildKit's `FlagsUsed`).
-    pub flags_used: Vec<String>,
+    pub flags_used: Vec<&'static str>,
 }
 
 /// A COPY or ADD source.
@@ -375,7 +377,12 @@ pub fn parse_instruction(node: &Node) -> Result<Instruction, Error> {
 type Result<T, E = InstructionError> = std::result::Result<T, E>;
 
 fn parse_node(node: &Node) -> Result<Instruction> {
-    match node.keyword.to_ascii_lowercase().as_str() {
+    // The parser lowercases keywords; a hand-built node may not have.
+    let keyword = match node.keyword.bytes().any(|b| b.is_ascii_uppercase()) {
+        true => Cow::Owned(node.keyword.to_ascii_lowercase()),
+        false => Cow::Borrowed(node.keyword.as_ref()),
+    };
+    match keyword.as_ref() {
         "from" => parse_from(node),
         "run" => parse_run(node),
         "cmd" => {
@@ -634,7 +641,7 @@ fn parse_expose(node: &Node) -> Result<Instruction> {
     }
     no_flags("EXPOSE", node)?;
     for port in node.args.iter().filter(|p| is_literal(p)) {
-        parse_port_spec(port)?;
+        check_port_spec(port)?;
     }
     Ok(Instruction::Expose { ports: node.args.clone() })
 }

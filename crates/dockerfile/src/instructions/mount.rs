@@ -8,6 +8,7 @@
 //! such a value (keys, the type, which options the type allows, `from`) is
 //! checked at parse time.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::Serialize;
@@ -192,7 +193,7 @@ pub fn parse_mount(spec: &str, deferred: bool) -> Result<Mount, MountError> {
             None => MountOption { key: field.to_lowercase(), value: None },
         })
         .collect();
-    let (mount, err) = build_mount(spec, options, deferred);
+    let (mount, err) = build_mount(spec.to_string(), options, deferred);
     match err {
         Some(e) => Err(e),
         None => Ok(mount),
@@ -209,7 +210,21 @@ enum Presence {
 
 /// Builds a mount from its fields, best effort: the mount is always
 /// returned, together with the first problem found (BuildKit's order).
-pub(crate) fn build_mount(raw: &str, options: Vec<MountOption>, deferred: bool) -> (Mount, Option<MountError>) {
+pub(crate) fn build_mount(raw: String, options: Vec<MountOption>, deferred: bool) -> (Mount, Option<MountError>) {
+    let (mut m, first) = interpret(&options, deferred);
+    m.raw = raw;
+    m.options = options;
+    (m, first)
+}
+
+/// The first problem of a mount with these (expanded) fields, if any.
+pub(crate) fn mount_problem(options: &[MountOption]) -> Option<MountError> {
+    interpret(options, false).1
+}
+
+/// The typed fields of a mount (`raw` and `options` left empty) and the
+/// first problem found.
+fn interpret(options: &[MountOption], deferred: bool) -> (Mount, Option<MountError>) {
     let mut m = Mount {
         kind: MountKind::Bind,
         target: None,
@@ -224,7 +239,7 @@ pub(crate) fn build_mount(raw: &str, options: Vec<MountOption>, deferred: bool) 
         size: None,
         required: false,
         env: None,
-        raw: raw.to_string(),
+        raw: String::new(),
         options: Vec::new(),
     };
     let mut first: Option<MountError> = None;
@@ -239,7 +254,7 @@ pub(crate) fn build_mount(raw: &str, options: Vec<MountOption>, deferred: bool) 
     let (mut source, mut target, mut id) = (Presence::Absent, Presence::Absent, Presence::Absent);
     let secret_or_ssh = |k: MountKind| matches!(k, MountKind::Secret | MountKind::Ssh);
 
-    for opt in &options {
+    for opt in options {
         let key = opt.key.as_str();
         let Some(value) = opt.value.as_deref() else {
             match key {
@@ -429,7 +444,6 @@ pub(crate) fn build_mount(raw: &str, options: Vec<MountOption>, deferred: bool) 
             fail(MountError::MissingTarget { kind: m.kind });
         }
     }
-    m.options = options;
     (m, first)
 }
 
@@ -449,6 +463,7 @@ pub fn parse_device(spec: &str) -> Result<Device, DeviceError> {
     let fields = parse_csv(spec).map_err(DeviceError::Csv)?;
     let mut d = Device { name: String::new(), required: false, raw: spec.to_string() };
     for field in fields {
+        let field = field.into_owned();
         let Some((key, value)) = field.split_once('=') else {
             if field.eq_ignore_ascii_case("required") {
                 d.required = true;
@@ -484,7 +499,8 @@ pub fn parse_device(spec: &str) -> Result<Device, DeviceError> {
 
 /// Splits one CSV record as Go's `encoding/csv` does (comma separator,
 /// `"`-quoted fields with `""` for a quote, no lazy quotes).
-pub(crate) fn parse_csv(line: &str) -> Result<Vec<String>, CsvError> {
+/// Fields are borrowed from `line` unless quoted.
+pub(crate) fn parse_csv(line: &str) -> Result<Vec<Cow<'_, str>>, CsvError> {
     let mut fields = Vec::new();
     let mut rest = line;
     loop {
@@ -501,10 +517,10 @@ pub(crate) fn parse_csv(line: &str) -> Result<Vec<String>, CsvError> {
                     field.push('"');
                     s = r;
                 } else if after.is_empty() {
-                    fields.push(field);
+                    fields.push(Cow::Owned(field));
                     return Ok(fields);
                 } else if let Some(r) = after.strip_prefix(',') {
-                    fields.push(field);
+                    fields.push(Cow::Owned(field));
                     rest = r;
                     break;
                 } else {
@@ -519,7 +535,7 @@ pub(crate) fn parse_csv(line: &str) -> Result<Vec<String>, CsvError> {
             if field.contains('"') {
                 return Err(CsvError::BareQuote { field: field.to_string() });
             }
-            fields.push(field.to_string());
+            fields.push(Cow::Borrowed(field));
             match next {
                 Some(r) => rest = r,
                 None => return Ok(fields),

@@ -5,14 +5,14 @@ use crate::error::ErrorKind;
 
 fn node(keyword: &str, flags: &[&str], args: &[&str], json: bool) -> Node {
     Node {
-        keyword: keyword.to_ascii_lowercase(),
-        keyword_original: keyword.to_string(),
+        keyword: keyword.to_ascii_lowercase().into(),
+        keyword_original: keyword.to_string().into(),
         flags: flags.iter().map(|s| s.to_string()).collect(),
         args: args.iter().map(|s| s.to_string()).collect(),
         json,
         child: None,
         heredocs: Vec::new(),
-        original: format!("{keyword} {}", args.join(" ")),
+        original: format!("{keyword} {}", args.join(" ")).into(),
         start_line: 3,
         end_line: 4,
         comments: Vec::new(),
@@ -379,7 +379,7 @@ fn healthcheck_errors() {
 
 fn onbuild(child: Node) -> Node {
     let mut n = node("ONBUILD", &[], &[], false);
-    n.original = format!("ONBUILD {}", child.original);
+    n.original = format!("ONBUILD {}", child.original).into();
     n.child = Some(Box::new(child));
     n
 }

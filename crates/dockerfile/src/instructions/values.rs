@@ -161,23 +161,31 @@ pub type PortRange = (u16, u16, String);
 /// (accepted by moby; the linter flags it). Ports are 0-65535; protocols are
 /// tcp, udp and sctp in any case. Returns the container port range.
 pub fn parse_port_spec(spec: &str) -> Result<Vec<PortRange>, InstructionError> {
+    let (start, end, proto) = port_spec(spec)?;
+    Ok(vec![(start, end, proto.to_ascii_lowercase())])
+}
+
+/// [`parse_port_spec`] without building the result.
+pub(crate) fn check_port_spec(spec: &str) -> Result<(), InstructionError> {
+    port_spec(spec).map(|_| ())
+}
+
+/// The container port range and the protocol as written.
+fn port_spec(spec: &str) -> Result<(u16, u16, &str), InstructionError> {
     let err = |reason: String| InstructionError::InvalidPort { value: spec.to_string(), reason };
-    let parts: Vec<&str> = spec.split(':').collect();
-    let n = parts.len();
-    let container = parts[n - 1];
-    let (ip, host) = match n {
-        1 => (String::new(), ""),
-        2 => (String::new(), parts[0]),
-        3 => (parts[0].to_string(), parts[1]),
-        _ => (parts[..n - 2].join(":"), parts[n - 2]),
+    // `[ip:][host:]container`; the ip is everything before the last two colons.
+    let (rest, container) = match spec.rsplit_once(':') {
+        Some((rest, container)) => (Some(rest), container),
+        None => (None, spec),
+    };
+    let (ip, host) = match rest {
+        None => ("", ""),
+        Some(rest) => rest.rsplit_once(':').unwrap_or(("", rest)),
     };
     let (proto, container) = split_proto_port(container);
     if !ip.is_empty() {
-        let bare = if ip.starts_with('[') {
-            ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or("")
-        } else {
-            ip.as_str()
-        };
+        let bare =
+            if ip.starts_with('[') { ip.strip_prefix('[').and_then(|s| s.strip_suffix(']')).unwrap_or("") } else { ip };
         if bare.parse::<std::net::IpAddr>().is_err() {
             return Err(err(format!("invalid IP address {ip:?}")));
         }
@@ -193,11 +201,10 @@ pub fn parse_port_spec(spec: &str) -> Result<Vec<PortRange>, InstructionError> {
             return Err(err(format!("invalid ranges specified for container and host ports: {container} and {host}")));
         }
     }
-    let proto = proto.to_ascii_lowercase();
-    if !matches!(proto.as_str(), "tcp" | "udp" | "sctp") {
-        return Err(err(format!("invalid protocol {proto:?}")));
+    if !["tcp", "udp", "sctp"].iter().any(|p| proto.eq_ignore_ascii_case(p)) {
+        return Err(err(format!("invalid protocol {:?}", proto.to_ascii_lowercase())));
     }
-    Ok(vec![(start, end, proto)])
+    Ok((start, end, proto))
 }
 
 /// `nat.SplitProtoPort`: `80/udp` → ("udp", "80"); no protocol means tcp.

@@ -25,6 +25,28 @@ enum Command {
     Check(commands::check::CheckArgs),
     /// Print the resolved build plan: stages, bases, expanded instructions, dependencies.
     Plan(commands::plan::PlanArgs),
+    /// Create an image from a root file system tar (like `docker import`).
+    Import(commands::import::ImportArgs),
+    /// Load images from a docker-archive or OCI archive (like `docker load`).
+    Load(commands::load::LoadArgs),
+    /// Save images to a docker-archive or OCI archive (like `docker save`).
+    Save(commands::save::SaveArgs),
+    /// List images (like `docker images`).
+    Images(commands::images::ImagesArgs),
+    /// Show an image's details as JSON (like `docker image inspect`).
+    Inspect(commands::inspect::InspectArgs),
+    /// Show an image's history (like `docker history`).
+    History(commands::history::HistoryArgs),
+    /// Give an image another name (like `docker tag`).
+    Tag(commands::tag::TagArgs),
+    /// Remove images (like `docker rmi`).
+    Rmi(commands::rmi::RmiArgs),
+    /// Remove untagged images and unreferenced data (like `docker image prune`).
+    Prune(commands::prune::PruneArgs),
+    /// Write an image's flattened root file system as a tar.
+    Export(commands::export::ExportArgs),
+    /// Verify every digest and reference in the store.
+    Fsck(commands::fsck::FsckArgs),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +54,17 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => commands::check::run(args),
         Command::Plan(args) => commands::plan::run(args),
+        Command::Import(args) => commands::import::run(args),
+        Command::Load(args) => commands::load::run(args),
+        Command::Save(args) => commands::save::run(args),
+        Command::Images(args) => commands::images::run(args),
+        Command::Inspect(args) => commands::inspect::run(args),
+        Command::History(args) => commands::history::run(args),
+        Command::Tag(args) => commands::tag::run(args),
+        Command::Rmi(args) => commands::rmi::run(args),
+        Command::Prune(args) => commands::prune::run(args),
+        Command::Export(args) => commands::export::run(args),
+        Command::Fsck(args) => commands::fsck::run(args),
     };
     match result {
         Ok(code) => code,

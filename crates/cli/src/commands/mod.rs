@@ -1,2 +1,14 @@
 pub mod check;
+pub mod export;
+pub mod fsck;
+pub mod history;
+pub mod image_common;
+pub mod images;
+pub mod import;
+pub mod inspect;
+pub mod load;
 pub mod plan;
+pub mod prune;
+pub mod rmi;
+pub mod save;
+pub mod tag;

@@ -1,0 +1,38 @@
+//! `distill prune`: remove untagged images and everything nothing refers to
+//! (blobs, snapshots, leftovers of interrupted writers).
+
+use std::process::ExitCode;
+
+use super::image_common::{StoreArgs, human_size};
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Keep untagged (dangling) images; only reclaim unreferenced data.
+    #[arg(long)]
+    pub keep_dangling: bool,
+    /// Accepted for Docker compatibility (distill never prompts).
+    #[arg(short, long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+pub fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
+    let store = args.store.open()?;
+    let writer = store.writer()?;
+    let report = writer.prune(!args.keep_dangling)?;
+    if !report.images.is_empty() {
+        println!("Deleted Images:");
+        for d in &report.images {
+            println!("deleted: {d}");
+        }
+    }
+    println!(
+        "Removed {} blobs, {} snapshots, {} temporary entries\nTotal reclaimed space: {}",
+        report.blobs,
+        report.snapshots,
+        report.temp,
+        human_size(report.bytes)
+    );
+    Ok(ExitCode::SUCCESS)
+}

@@ -3,4 +3,7 @@
 //! `executor` (running RUN steps with an OCI runtime over overlayfs).
 
 pub mod context;
+pub mod copy;
 pub mod executor;
+pub mod progress;
+pub mod solver;

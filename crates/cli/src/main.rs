@@ -21,6 +21,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Build an image from a Dockerfile (like `docker build`), with no daemon.
+    Build(commands::build::BuildArgs),
     /// Run BuildKit's build checks on a Dockerfile (like `docker build --check`).
     Check(commands::check::CheckArgs),
     /// Print the resolved build plan: stages, bases, expanded instructions, dependencies.
@@ -52,6 +54,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Build(args) => commands::build::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Plan(args) => commands::plan::run(args),
         Command::Import(args) => commands::import::run(args),

@@ -25,7 +25,7 @@
 //! resolution, config generation) is plain file work.
 
 mod error;
-mod fsutil;
+pub(crate) mod fsutil;
 mod naive;
 mod overlay;
 mod runtime;

@@ -67,6 +67,13 @@ CREATE TABLE IF NOT EXISTS gc_roots (
     digest TEXT NOT NULL,
     created INTEGER NOT NULL
 );
+-- The builder's step cache: cache key -> what the step produced (JSON,
+-- owned by the build crate).
+CREATE TABLE IF NOT EXISTS build_cache (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created INTEGER NOT NULL
+);
 ";
 
 /// An image manifest known to the store.
@@ -396,4 +403,23 @@ pub(crate) fn set_gc_root(conn: &Connection, name: &str, digest: &Digest) -> Res
 
 pub(crate) fn remove_gc_root(conn: &Connection, name: &str) -> Result<bool> {
     Ok(conn.execute("DELETE FROM gc_roots WHERE name = ?1", [name])? > 0)
+}
+
+// ---- build cache ----
+
+pub(crate) fn build_cache_get(conn: &Connection, key: &str) -> Result<Option<String>> {
+    Ok(conn.query_row("SELECT value FROM build_cache WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+}
+
+pub(crate) fn build_cache_put(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO build_cache(key, value, created) VALUES (?1, ?2, ?3)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value, now_secs()],
+    )?;
+    Ok(())
+}
+
+pub(crate) fn build_cache_clear(conn: &Connection) -> Result<u64> {
+    Ok(conn.execute("DELETE FROM build_cache", [])? as u64)
 }

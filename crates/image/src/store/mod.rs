@@ -344,6 +344,11 @@ impl Store {
         db::layer_by_diff_id(&self.conn, diff_id)
     }
 
+    /// A build-cache entry recorded with [`Tx::put_build_cache`].
+    pub fn build_cache_get(&self, key: &str) -> Result<Option<String>> {
+        db::build_cache_get(&self.conn, key)
+    }
+
     /// Named GC roots.
     pub fn gc_roots(&self) -> Result<Vec<(String, Digest)>> {
         db::gc_roots(&self.conn)

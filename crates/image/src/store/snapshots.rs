@@ -14,7 +14,7 @@
 use std::fs;
 use std::io::BufReader;
 use std::os::fd::AsFd;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use super::{Image, Writer, db, fsutil};
 use crate::config::chain_ids;
@@ -41,9 +41,24 @@ impl Writer<'_> {
                 "the config's diff_ids do not match the manifest's layers",
             ));
         }
+        self.prepare_layer_snapshots(&image.manifest.layers, diff_ids, holder)
+    }
+
+    /// Makes sure every layer of a chain (blobs in the store, bottom first,
+    /// with their diff_ids) has a snapshot, held by `holder`. Returns the
+    /// snapshot directories, bottom layer first.
+    pub fn prepare_layer_snapshots(
+        &self,
+        layers: &[Descriptor],
+        diff_ids: &[Digest],
+        holder: &str,
+    ) -> Result<Vec<PathBuf>> {
+        if diff_ids.len() != layers.len() {
+            return Err(Error::invalid("layer chain", "as many diff_ids as layers are needed"));
+        }
         let chain = chain_ids(diff_ids);
         let mut created = Vec::new();
-        for (i, (layer, chain_id)) in image.manifest.layers.iter().zip(&chain).enumerate() {
+        for (i, (layer, chain_id)) in layers.iter().zip(&chain).enumerate() {
             let recorded = self.store().snapshot(chain_id)?.is_some();
             let path = self.store().snapshot_path(chain_id);
             if recorded && path.is_dir() {
@@ -62,6 +77,42 @@ impl Writer<'_> {
             Ok(())
         })?;
         Ok(chain.iter().map(|c| self.store().snapshot_path(c)).collect())
+    }
+
+    /// Adopts `dir` — a layer's content in overlay form, e.g. the upper
+    /// directory of a finished build step, on the store's file system — as
+    /// the snapshot `chain_id` (whose parent snapshot is `parent`), held by
+    /// `holder`. The directory is moved, not copied. When the snapshot
+    /// already exists, `dir` is removed and the existing one is kept.
+    pub fn adopt_snapshot(
+        &self,
+        dir: &Path,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        holder: &str,
+    ) -> Result<PathBuf> {
+        let store = self.store();
+        let target = store.snapshot_path(chain_id);
+        if store.snapshot(chain_id)?.is_some() && target.is_dir() {
+            fsutil::remove_path(dir)?;
+        } else {
+            if fs::symlink_metadata(&target).is_ok() {
+                let trash = self.staging_path("trash-")?;
+                fs::rename(&target, &trash).ctx(|| format!("moving {} out of the way", target.display()))?;
+                fsutil::remove_path(&trash)?;
+            }
+            let dirfd = fs::File::open(dir).ctx(|| format!("opening {}", dir.display()))?;
+            rustix::fs::syncfs(dirfd.as_fd())
+                .map_err(|e| Error::Io { context: format!("syncing {}", dir.display()), source: e.into() })?;
+            fs::rename(dir, &target).ctx(|| format!("storing snapshot {chain_id}"))?;
+            fsutil::fsync_dir(&store.snapshots_dir())?;
+        }
+        self.update(|tx| {
+            db::insert_snapshot(tx.conn(), chain_id, parent, diff_id)?;
+            db::add_snapshot_ref(tx.conn(), chain_id, holder)
+        })?;
+        Ok(target)
     }
 
     /// [`Self::prepare_snapshots`] held by the image itself: they live as

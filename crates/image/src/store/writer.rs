@@ -157,6 +157,16 @@ impl Tx<'_> {
         db::remove_gc_root(self.tx, name)
     }
 
+    /// Records a build-cache entry (the value is the builder's JSON).
+    pub fn put_build_cache(&self, key: &str, value: &str) -> Result<()> {
+        db::build_cache_put(self.tx, key, value)
+    }
+
+    /// Forgets every build-cache entry; returns how many there were.
+    pub fn clear_build_cache(&self) -> Result<u64> {
+        db::build_cache_clear(self.tx)
+    }
+
     pub(crate) fn conn(&self) -> &rusqlite::Connection {
         self.tx
     }

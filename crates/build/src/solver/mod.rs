@@ -1,0 +1,321 @@
+//! The solver: turns a planned Dockerfile into an image in the store.
+//!
+//! Every stage the target reaches gets a thread; a stage waits for the
+//! stages it needs (its base, `COPY --from`) on a [`board::Board`], then
+//! runs its instructions in order. Config-only instructions (ENV, LABEL,
+//! CMD...) fold into the config; RUN, COPY, ADD and WORKDIR are steps with a
+//! cache key ([`cache`]): a hit reuses the recorded layer, a miss runs the
+//! step over an overlayfs snapshot of the layers so far and turns the upper
+//! directory into a layer and a snapshot. Store operations go through one
+//! service thread ([`service`]), since the store's writer is not shared.
+
+mod board;
+mod cache;
+mod config;
+mod error;
+mod service;
+mod stage;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use distill_dockerfile::plan::{Base, BuildPlan, PlanOptions, plan_dockerfile};
+use distill_dockerfile::lint::Warning;
+use distill_image::digest::Digest;
+use distill_image::layer::Compression;
+use distill_image::reference::Reference;
+use distill_image::store::{Image, ImageRecord, LayerInfo, Store};
+use distill_image::timestamp::Timestamp;
+
+use crate::context::{Context, HashCache};
+use crate::executor::{CancelToken, Network, Runtime, SnapshotterKind};
+use crate::progress::{Event, Progress, VertexId};
+
+pub use error::BuildError;
+
+use board::Board;
+use cache::KeyBuilder;
+
+/// What to build and how.
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    /// The Dockerfile's content.
+    pub dockerfile: Vec<u8>,
+    /// Where the Dockerfile is (for `<Dockerfile>.dockerignore`); None for stdin.
+    pub dockerfile_path: Option<PathBuf>,
+    /// The build context directory.
+    pub context_dir: PathBuf,
+    /// Build args, target, platforms.
+    pub plan: PlanOptions,
+    /// Names for the result (`-t`).
+    pub tags: Vec<Reference>,
+    /// `--label`s added to the image.
+    pub labels: BTreeMap<String, String>,
+    /// `--no-cache`: run every step, record the results anyway.
+    pub no_cache: bool,
+    /// The network RUN steps get (`--network`).
+    pub network: Network,
+    /// `--runtime`: an OCI runtime name or path (runc by default).
+    pub runtime: Option<String>,
+    pub compression: Compression,
+    /// SOURCE_DATE_EPOCH: timestamps in the image and mtimes in layers are clamped to it.
+    pub source_date_epoch: Option<i64>,
+    pub snapshotter: SnapshotterKind,
+}
+
+/// What a build produced.
+#[derive(Debug, Clone)]
+pub struct BuildOutput {
+    pub image: ImageRecord,
+    /// Build-check findings.
+    pub warnings: Vec<Warning>,
+    /// Steps that ran, and steps answered from the cache.
+    pub executed: usize,
+    pub cached: usize,
+}
+
+/// A base image (or `COPY --from` image) resolved in the store.
+pub(crate) struct ResolvedImage {
+    pub image: Image,
+    pub layers: Vec<LayerInfo>,
+}
+
+/// Everything the stage threads share.
+pub(crate) struct Builder<'a> {
+    pub opts: &'a BuildOptions,
+    pub plan: BuildPlan,
+    pub images: HashMap<String, ResolvedImage>,
+    pub context: Context,
+    pub progress: &'a dyn Progress,
+    pub cancel: &'a CancelToken,
+    pub board: Board,
+    /// Options that change layer bytes, mixed into every key.
+    pub salt: Digest,
+    runtime: OnceLock<Result<Runtime, String>>,
+    next_vertex: AtomicU64,
+    pub executed: AtomicUsize,
+    pub cached: AtomicUsize,
+    /// The first failure (others are usually its consequences).
+    first_error: Mutex<Option<BuildError>>,
+}
+
+impl Builder<'_> {
+    pub fn vertex(&self) -> VertexId {
+        self.next_vertex.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// The OCI runtime, resolved when the first RUN needs it.
+    pub fn runtime(&self) -> Result<&Runtime, BuildError> {
+        self.runtime
+            .get_or_init(|| Runtime::resolve(self.opts.runtime.as_deref()).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| BuildError::Internal(e.clone()))
+    }
+
+    /// Timestamps for new history entries and the image.
+    pub fn now(&self) -> String {
+        match self.opts.source_date_epoch {
+            Some(secs) => Timestamp::from_secs(secs).to_rfc3339(),
+            None => Timestamp::now().to_rfc3339(),
+        }
+    }
+
+    fn fail(&self, err: BuildError) {
+        let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
+        let replace = match &*first {
+            None => true,
+            // A real failure explains a build better than the cancellations it caused.
+            Some(prev) => (prev.is_cancelled() || matches!(prev, BuildError::DependencyFailed { .. }))
+                && !err.is_cancelled()
+                && !matches!(err, BuildError::DependencyFailed { .. }),
+        };
+        if replace {
+            *first = Some(err);
+        }
+        // Stop the other stages: the build has failed.
+        self.cancel.cancel();
+    }
+}
+
+/// Builds the Dockerfile in `opts` into `store`, reporting to `progress`.
+/// Ctrl-C (or any `cancel`) stops running containers and unmounts
+/// everything; completed steps stay cached.
+pub fn build(
+    store: &Store,
+    opts: &BuildOptions,
+    progress: &dyn Progress,
+    cancel: &CancelToken,
+) -> Result<BuildOutput, BuildError> {
+    let def = progress_vertex(progress, 0, "[internal] load build definition from Dockerfile");
+    let first_plan = plan_dockerfile(&opts.dockerfile, &opts.plan);
+    let first_plan = finish_vertex(progress, def, first_plan)?;
+    if let Some(err) = first_plan.check_error() {
+        return Err(err.into());
+    }
+
+    // The store's writer lock is held for the whole build: two builds at
+    // once take turns on the store.
+    let writer = store.writer()?;
+    let images = resolve_images(store, &first_plan, progress)?;
+    // Plan again knowing the base images' environments, so `$PATH` and
+    // friends expand as they will in the container.
+    let plan = if images.values().any(|i| i.image.config.config.as_ref().is_some_and(|c| c.env.is_some())) {
+        let mut plan_opts = opts.plan.clone();
+        for (name, img) in &images {
+            if let Some(env) = img.image.config.config.as_ref().and_then(|c| c.env.clone()) {
+                plan_opts.image_env.insert(name.clone(), env);
+            }
+        }
+        plan_dockerfile(&opts.dockerfile, &plan_opts)?
+    } else {
+        first_plan
+    };
+
+    let ctx_vertex = progress_vertex(progress, 1, "[internal] load .dockerignore");
+    let context = open_context(store, opts);
+    let context = finish_vertex(progress, ctx_vertex, context)?;
+
+    let mut salt = KeyBuilder::new("salt");
+    salt.str(opts.compression.media_type());
+    salt.str(&format!("{:?}", opts.compression));
+    salt.str(&opts.source_date_epoch.map(|s| s.to_string()).unwrap_or_default());
+    let builder = Builder {
+        opts,
+        plan,
+        images,
+        context,
+        progress,
+        cancel,
+        board: Board::default(),
+        salt: salt.finish(),
+        runtime: OnceLock::new(),
+        next_vertex: AtomicU64::new(2),
+        executed: AtomicUsize::new(0),
+        cached: AtomicUsize::new(0),
+        first_error: Mutex::new(None),
+    };
+
+    let order = builder.plan.build_order();
+    let (handle, service) = service::channel();
+    std::thread::scope(|scope| {
+        for &index in &order {
+            let handle = handle.clone();
+            let builder = &builder;
+            scope.spawn(move || {
+                let stage = &builder.plan.stages[index];
+                match stage::build_stage(builder, handle, stage) {
+                    Ok(state) => builder.board.publish(index, Some(Arc::new(state))),
+                    Err(err) => {
+                        builder.board.publish(index, None);
+                        builder.fail(err);
+                    }
+                }
+            });
+        }
+        drop(handle);
+        service.serve(&writer);
+    });
+    if let Some(err) = builder.first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let _ = builder.context.hash_cache().save();
+        return Err(err);
+    }
+    let target = builder
+        .board
+        .get(builder.plan.target)
+        .ok_or_else(|| BuildError::Internal("the target stage produced no result".into()))?;
+
+    let export = builder.vertex();
+    progress.event(Event::Started { id: export, name: "exporting to image".into() });
+    let record = stage::commit_image(&builder, &writer, &target, export);
+    let record = finish_vertex(progress, export, record)?;
+    let _ = builder.context.hash_cache().save();
+    Ok(BuildOutput {
+        image: record,
+        warnings: builder.plan.warnings.clone(),
+        executed: builder.executed.load(Ordering::Relaxed),
+        cached: builder.cached.load(Ordering::Relaxed),
+    })
+}
+
+fn progress_vertex(progress: &dyn Progress, id: VertexId, name: &str) -> VertexId {
+    progress.event(Event::Started { id, name: name.to_string() });
+    id
+}
+
+fn finish_vertex<T, E: Into<BuildError>>(
+    progress: &dyn Progress,
+    id: VertexId,
+    result: Result<T, E>,
+) -> Result<T, BuildError> {
+    let result = result.map_err(Into::into);
+    progress.event(Event::Completed { id, error: result.as_ref().err().map(|e| e.to_string()) });
+    result
+}
+
+/// Finds every image the reachable stages use (FROM, `COPY --from`).
+fn resolve_images(
+    store: &Store,
+    plan: &BuildPlan,
+    progress: &dyn Progress,
+) -> Result<HashMap<String, ResolvedImage>, BuildError> {
+    let mut images = HashMap::new();
+    for stage in plan.stages.iter().filter(|s| !s.pruned) {
+        let mut wanted: Vec<&String> = stage.external_images.iter().collect();
+        if let Base::Image(name) = &stage.base {
+            wanted.insert(0, name);
+        }
+        for name in wanted {
+            if images.contains_key(name) {
+                continue;
+            }
+            let image = match store.find_image(name) {
+                Ok(image) => image,
+                Err(distill_image::Error::ImageNotFound(_)) => {
+                    let err = BuildError::ImageNotFound { reference: name.clone() };
+                    return Err(BuildError::step(stage.start_line, stage.end_line, err.to_string()));
+                }
+                Err(e) => return Err(BuildError::from(e).at(stage.start_line, stage.end_line)),
+            };
+            let diff_ids = &image.config.rootfs.diff_ids;
+            if diff_ids.len() != image.manifest.layers.len() {
+                return Err(BuildError::step(
+                    stage.start_line,
+                    stage.end_line,
+                    format!("image {name}: its config lists other layers than its manifest"),
+                ));
+            }
+            let layers = image
+                .manifest
+                .layers
+                .iter()
+                .zip(diff_ids)
+                .map(|(l, d)| LayerInfo {
+                    digest: l.digest,
+                    diff_id: *d,
+                    media_type: l.media_type.clone(),
+                    size: l.size,
+                    uncompressed_size: store.uncompressed_size(l),
+                })
+                .collect();
+            let _ = progress;
+            images.insert(name.clone(), ResolvedImage { image, layers });
+        }
+    }
+    Ok(images)
+}
+
+/// The build context with its `.dockerignore` and a file-hash cache kept in
+/// the store, per context directory.
+fn open_context(store: &Store, opts: &BuildOptions) -> Result<Context, BuildError> {
+    let context = Context::open_with_dockerignore(&opts.context_dir, opts.dockerfile_path.as_deref())?;
+    let abs = std::fs::canonicalize(&opts.context_dir).unwrap_or_else(|_| opts.context_dir.clone());
+    let name = Digest::of(abs.as_os_str().as_encoded_bytes()).hex();
+    let path = store.root().join("cache/context").join(&name[..32]);
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    let cache = HashCache::load(&path).unwrap_or_else(|_| HashCache::new());
+    Ok(context.with_hash_cache(cache))
+}

@@ -1,0 +1,596 @@
+//! Building one stage: its base, then each instruction in order.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+
+use distill_dockerfile::instructions::{AddInstruction, CopyInstruction, Instruction, RunInstruction, Source};
+use distill_dockerfile::plan::{Base, PlannedInstruction, PlannedStage, join_path};
+use distill_image::config::{History, ImageConfig, chain_ids};
+use distill_image::digest::Digest;
+use distill_image::layer::{WriteOptions, write_layer_from_dir};
+use distill_image::manifest::Descriptor;
+use distill_image::store::{ImageRecord, LayerInfo, Writer};
+
+use super::cache::{self, CachedLayer, CachedStep, KeyBuilder};
+use super::config::{self, apply_metadata, command_argv, created_by, env_pairs};
+use super::error::BuildError;
+use super::service::StoreHandle;
+use super::{Builder, ResolvedImage};
+use crate::context::{Context, IgnoreMatcher, SelectOptions};
+use crate::copy::{CopyRequest, SourceItem, copy_into};
+use crate::executor::fsutil::resolve_in_root;
+use crate::executor::{ActiveSnapshot, RunSpec, resolve_user, run};
+use crate::progress::{Event, Stream, VertexId};
+
+/// A stage as far as it is built.
+#[derive(Debug, Clone)]
+pub(crate) struct StageState {
+    pub layers: Vec<LayerInfo>,
+    pub config: ImageConfig,
+    /// Cache key of the last step.
+    pub key: Digest,
+    /// CMD was set in this stage (an ENTRYPOINT after it keeps it).
+    pub cmd_set: bool,
+    /// Timestamp of the newest history entry with a layer: config-only
+    /// entries reuse it so that unchanged rebuilds give the same image.
+    pub last_created: Option<String>,
+}
+
+impl StageState {
+    fn push_layer(&mut self, layer: LayerInfo) {
+        self.config.rootfs.diff_ids.push(layer.diff_id);
+        self.layers.push(layer);
+    }
+}
+
+/// Where COPY/ADD read from.
+enum CopySource<'b> {
+    Context,
+    Stage(std::sync::Arc<StageState>),
+    Image(&'b ResolvedImage),
+}
+
+struct StageBuild<'a, 'b, 's> {
+    b: &'b Builder<'a>,
+    store: StoreHandle<'s>,
+    stage: &'b PlannedStage,
+    /// Step count as BuildKit shows it (`[name 2/5]`): FROM and file-system steps.
+    total: usize,
+    step: usize,
+}
+
+pub(crate) fn build_stage<'b, 's>(
+    b: &'b Builder<'_>,
+    store: StoreHandle<'s>,
+    stage: &'b PlannedStage,
+) -> Result<StageState, BuildError> {
+    let total = 1 + stage.instructions.iter().filter(|i| is_step(&i.instruction)).count();
+    let mut sb = StageBuild { b, store, stage, total, step: 1 };
+    let mut state = sb.base()?;
+    for ins in &stage.instructions {
+        if b.cancel.is_cancelled() {
+            return Err(BuildError::Cancelled);
+        }
+        sb.instruction(&mut state, ins).map_err(|e| e.at(ins.start_line, ins.end_line))?;
+    }
+    Ok(state)
+}
+
+fn is_step(ins: &Instruction) -> bool {
+    matches!(ins, Instruction::Run(_) | Instruction::Copy(_) | Instruction::Add(_) | Instruction::Workdir { .. })
+}
+
+impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
+    fn title(&self, text: &str) -> String {
+        format!("[{} {}/{}] {}", self.stage.display_name(), self.step, self.total, text)
+    }
+
+    fn base(&mut self) -> Result<StageState, BuildError> {
+        let b = self.b;
+        let stage = self.stage;
+        match &stage.base {
+            Base::Scratch => {
+                let platform = &b.opts.plan.target_platform;
+                let config = config::scratch_config(&platform.os, &platform.architecture, platform.variant.as_deref());
+                let mut key = KeyBuilder::new("scratch");
+                key.str(&format!("{}/{}/{:?}", platform.os, platform.architecture, platform.variant));
+                Ok(StageState { layers: Vec::new(), config, key: key.finish(), cmd_set: false, last_created: None })
+            }
+            Base::Image(name) => {
+                let resolved = b.images.get(name).ok_or_else(|| BuildError::ImageNotFound { reference: name.clone() })?;
+                let id = b.vertex();
+                let title = self.title(&format!("FROM {name}"));
+                b.progress.event(Event::Started { id, name: title });
+                b.progress.event(Event::Completed { id, error: None });
+                let mut key = KeyBuilder::new("image");
+                key.digest(&resolved.image.record.digest);
+                let config = resolved.image.config.clone();
+                let last_created = config.created.clone();
+                Ok(StageState {
+                    layers: resolved.layers.clone(),
+                    config,
+                    key: key.finish(),
+                    cmd_set: false,
+                    last_created,
+                })
+            }
+            Base::Stage(parent) => {
+                let state = b.board.wait(*parent, b.cancel).ok_or_else(|| BuildError::DependencyFailed {
+                    stage: stage.display_name(),
+                })?;
+                let mut state = (*state).clone();
+                state.cmd_set = false;
+                Ok(state)
+            }
+        }
+    }
+
+    fn instruction(&mut self, state: &mut StageState, ins: &PlannedInstruction) -> Result<(), BuildError> {
+        let text = ins.text();
+        let mut key = KeyBuilder::new("step");
+        key.digest(&state.key).digest(&self.b.salt);
+        let repr = serde_json::to_vec(&ins.instruction).map_err(|e| BuildError::Internal(e.to_string()))?;
+        key.part(&repr);
+        let history_by = created_by(state.config.config.as_ref(), &ins.instruction, &text);
+        match &ins.instruction {
+            Instruction::Run(run) => {
+                unsupported_run(run)?;
+                let args = serde_json::to_vec(&*ins.args).map_err(|e| BuildError::Internal(e.to_string()))?;
+                key.part(&args).str(&format!("{:?}", self.b.opts.network));
+                self.step += 1;
+                let title = self.title(&text);
+                self.layer_step(state, key.finish(), title, history_by, |this, state, id| this.run(state, ins, run, id))
+            }
+            Instruction::Copy(copy) => {
+                unsupported_copy(copy)?;
+                let source = self.copy_source(copy.from.as_deref())?;
+                self.source_key(&mut key, &source, &copy.sources)?;
+                self.step += 1;
+                let title = self.title(&text);
+                self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
+                    this.copy(state, &source, &copy.sources, &copy.dest, copy.chown.as_deref(), copy.chmod.as_deref(), false)
+                })
+            }
+            Instruction::Add(add) => {
+                unsupported_add(add)?;
+                let source = CopySource::Context;
+                self.source_key(&mut key, &source, &add.sources)?;
+                self.step += 1;
+                let title = self.title(&text);
+                self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
+                    this.copy(state, &source, &add.sources, &add.dest, add.chown.as_deref(), add.chmod.as_deref(), true)
+                })
+            }
+            Instruction::Workdir { path } => {
+                let current = state.config.config.as_ref().and_then(|c| c.working_dir.clone());
+                let dir = join_path(current.as_deref().unwrap_or("/"), path);
+                config::container(&mut state.config).working_dir = Some(dir.clone());
+                key.str(&dir);
+                self.step += 1;
+                let title = self.title(&text);
+                self.layer_step(state, key.finish(), title, history_by, |this, state, _| this.workdir(state, &dir))
+            }
+            other => {
+                apply_metadata(&mut state.config, other, &mut state.cmd_set);
+                let created = self.b.opts.source_date_epoch.map(|_| self.b.now()).or_else(|| state.last_created.clone());
+                state.config.history.push(History {
+                    created: created.or_else(|| Some(self.b.now())),
+                    created_by: Some(history_by),
+                    comment: Some("buildkit.dockerfile.v0".into()),
+                    empty_layer: true,
+                    ..History::default()
+                });
+                state.key = key.finish();
+                Ok(())
+            }
+        }
+    }
+
+    /// A step that may change the file system: answered from the cache, or
+    /// run by `exec`, which returns the diff (an upper directory) if any.
+    fn layer_step(
+        &mut self,
+        state: &mut StageState,
+        key: Digest,
+        title: String,
+        history_by: String,
+        exec: impl FnOnce(&mut Self, &StageState, VertexId) -> Result<Option<PathBuf>, BuildError>,
+    ) -> Result<(), BuildError> {
+        let b = self.b;
+        let id = b.vertex();
+        let store_key = cache::store_key(&key);
+        let hit = if b.opts.no_cache { None } else { self.cached(&store_key)? };
+        let step = match hit {
+            Some(step) => {
+                b.progress.event(Event::Cached { id, name: title });
+                b.cached.fetch_add(1, Ordering::Relaxed);
+                step
+            }
+            None => {
+                b.progress.event(Event::Started { id, name: title });
+                let result = exec(self, state, id).and_then(|upper| self.commit_diff(state, upper, id));
+                let layer = match result {
+                    Ok(layer) => layer,
+                    Err(e) => {
+                        b.progress.event(Event::Completed { id, error: Some(e.to_string()) });
+                        return Err(e);
+                    }
+                };
+                let step = CachedStep { layer: layer.as_ref().map(CachedLayer::from), created: b.now() };
+                let value = serde_json::to_string(&step).map_err(|e| BuildError::Internal(e.to_string()))?;
+                self.store.with(move |w| w.update(|tx| tx.put_build_cache(&store_key, &value)))?;
+                b.executed.fetch_add(1, Ordering::Relaxed);
+                b.progress.event(Event::Completed { id, error: None });
+                step
+            }
+        };
+        if let Some(layer) = &step.layer {
+            state.push_layer(LayerInfo::from(layer));
+        }
+        state.config.history.push(History {
+            created: Some(step.created.clone()),
+            created_by: Some(history_by),
+            comment: Some("buildkit.dockerfile.v0".into()),
+            empty_layer: step.layer.is_none(),
+            ..History::default()
+        });
+        state.last_created = Some(step.created);
+        state.key = key;
+        Ok(())
+    }
+
+    /// A recorded step whose layer is still in the store.
+    fn cached(&self, store_key: &str) -> Result<Option<CachedStep>, BuildError> {
+        let store_key = store_key.to_string();
+        self.store.with(move |w| {
+            let Some(value) = w.store().build_cache_get(&store_key)? else { return Ok(None) };
+            let Ok(step) = serde_json::from_str::<CachedStep>(&value) else { return Ok(None) };
+            Ok(match &step.layer {
+                Some(l) if !w.store().has_blob(&l.digest) => None,
+                _ => Some(step),
+            })
+        })
+    }
+
+    /// Snapshot directories of `layers`, top-most first (overlayfs order),
+    /// extracting those that are missing.
+    fn lowers(&self, layers: &[LayerInfo]) -> Result<Vec<PathBuf>, BuildError> {
+        if layers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let descs: Vec<Descriptor> =
+            layers.iter().map(|l| Descriptor::new(&l.media_type, l.digest, l.size)).collect();
+        let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
+        let mut dirs =
+            self.store.with(move |w| w.prepare_layer_snapshots(&descs, &diff_ids, cache::CACHE_HOLDER))?;
+        dirs.reverse();
+        Ok(dirs)
+    }
+
+    fn scratch(&self, prefix: &'static str) -> Result<PathBuf, BuildError> {
+        self.store.with(move |w| w.staging_path(prefix))
+    }
+
+    /// A writable snapshot over the stage's layers so far.
+    fn snapshot(&self, layers: &[LayerInfo]) -> Result<(ActiveSnapshot, PathBuf), BuildError> {
+        let lowers = self.lowers(layers)?;
+        let scratch = self.scratch("step-")?;
+        let snap = ActiveSnapshot::prepare(self.b.opts.snapshotter, &lowers, &scratch)?;
+        Ok((snap, scratch))
+    }
+
+    fn run(
+        &self,
+        state: &StageState,
+        ins: &PlannedInstruction,
+        run_ins: &RunInstruction,
+        id: VertexId,
+    ) -> Result<Option<PathBuf>, BuildError> {
+        let b = self.b;
+        let runtime = b.runtime()?;
+        let cc = state.config.config.as_ref();
+        let argv = command_argv(cc, &run_ins.command);
+        if argv.is_empty() {
+            return Err(BuildError::step(ins.start_line, ins.end_line, "RUN needs a command"));
+        }
+        let (snap, scratch) = self.snapshot(&state.layers)?;
+        let mut spec = RunSpec::new(argv.clone());
+        // Build args are in RUN's environment, under ENV of the same name.
+        let env = env_pairs(cc);
+        let mut lines: Vec<String> = ins
+            .args
+            .iter()
+            .filter(|(k, _)| !env.iter().any(|(e, _)| e == k))
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        lines.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        spec.env = lines;
+        spec.cwd = cc.and_then(|c| c.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
+        let user = cc.and_then(|c| c.user.clone()).filter(|u| !u.is_empty()).unwrap_or_else(|| "0".into());
+        spec.user = resolve_user(snap.rootfs(), &user)?;
+        spec.network = b.opts.network;
+        let outcome = run(runtime, &scratch.join("bundle"), &spec, snap.rootfs(), b.cancel, |bytes| {
+            b.progress.event(Event::Log { id, stream: Stream::Stdout, data: bytes.to_vec() })
+        })?;
+        if !outcome.success() {
+            return Err(BuildError::Step {
+                start_line: ins.start_line,
+                end_line: ins.end_line,
+                message: format!(
+                    "process \"{}\" did not complete successfully: exit code: {}",
+                    argv.join(" "),
+                    outcome.exit_code
+                ),
+                output_tail: outcome.output_tail,
+            });
+        }
+        Ok(Some(snap.commit()?))
+    }
+
+    fn copy_source(&self, from: Option<&str>) -> Result<CopySource<'b>, BuildError> {
+        let Some(from) = from else { return Ok(CopySource::Context) };
+        let b = self.b;
+        let lower = from.to_ascii_lowercase();
+        let by_name = b.plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()));
+        let by_index = from.parse::<usize>().ok().filter(|&i| i < b.plan.stages.len());
+        if let Some(index) = by_name.or(by_index) {
+            let state = b.board.wait(index, b.cancel).ok_or_else(|| BuildError::DependencyFailed {
+                stage: self.stage.display_name(),
+            })?;
+            return Ok(CopySource::Stage(state));
+        }
+        let image = b.images.get(from).ok_or_else(|| BuildError::ImageNotFound { reference: from.to_string() })?;
+        Ok(CopySource::Image(image))
+    }
+
+    /// Mixes what COPY/ADD read into the key: context content digests, or
+    /// the source stage's key, or the source image.
+    fn source_key(&self, key: &mut KeyBuilder, source: &CopySource<'_>, sources: &[Source]) -> Result<(), BuildError> {
+        match source {
+            CopySource::Context => {
+                let ctx = &self.b.context;
+                for src in sources {
+                    if let Source::Path(pattern) = src {
+                        let entries =
+                            ctx.select_with(pattern, &SelectOptions { allow_empty_wildcard: true })?;
+                        key.str(pattern).str(&ctx.content_digest(&entries)?);
+                    }
+                }
+            }
+            CopySource::Stage(state) => {
+                key.str("stage").digest(&state.key);
+            }
+            CopySource::Image(image) => {
+                key.str("image").digest(&image.image.record.digest);
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn copy(
+        &self,
+        state: &StageState,
+        source: &CopySource<'_>,
+        sources: &[Source],
+        dest: &str,
+        chown: Option<&str>,
+        chmod: Option<&str>,
+        add: bool,
+    ) -> Result<Option<PathBuf>, BuildError> {
+        let workdir = state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
+        let keep_owner = !matches!(source, CopySource::Context);
+        let req = CopyRequest { sources: source_items(sources), dest, workdir: &workdir, chown, chmod, add, keep_owner };
+        // Another stage or image is read through a throwaway overlay of its layers.
+        let source_view = match source {
+            CopySource::Context => None,
+            CopySource::Stage(s) => Some(self.snapshot(&s.layers)?),
+            CopySource::Image(i) => Some(self.snapshot(&i.layers)?),
+        };
+        let view_context;
+        let src_ctx: &Context = match &source_view {
+            None => &self.b.context,
+            Some((snap, _)) => {
+                view_context = Context::open(snap.rootfs(), IgnoreMatcher::empty())?;
+                &view_context
+            }
+        };
+        let (snap, _) = self.snapshot(&state.layers)?;
+        copy_into(src_ctx, &req, snap.rootfs())?;
+        drop(source_view);
+        Ok(Some(snap.commit()?))
+    }
+
+    /// WORKDIR creates its directory (owned by the stage's USER, as BuildKit does).
+    fn workdir(&self, state: &StageState, dir: &str) -> Result<Option<PathBuf>, BuildError> {
+        let (snap, _) = self.snapshot(&state.layers)?;
+        let rel = resolve_in_root(snap.rootfs(), dir)
+            .map_err(|e| BuildError::Internal(format!("resolving WORKDIR {dir}: {e}")))?;
+        let path = snap.rootfs().join(rel);
+        if fs::symlink_metadata(&path).is_err() {
+            fs::create_dir_all(&path).map_err(|e| BuildError::Internal(format!("creating WORKDIR {dir}: {e}")))?;
+            let user = state.config.config.as_ref().and_then(|c| c.user.clone()).filter(|u| !u.is_empty());
+            if let Some(user) = user {
+                let spec = resolve_user(snap.rootfs(), &user)?;
+                std::os::unix::fs::chown(&path, Some(spec.uid), Some(spec.gid))
+                    .map_err(|e| BuildError::Internal(format!("chown WORKDIR {dir}: {e}")))?;
+            }
+        }
+        Ok(Some(snap.commit()?))
+    }
+
+    /// Turns a step's upper directory into a layer blob and a snapshot.
+    fn commit_diff(
+        &self,
+        state: &StageState,
+        upper: Option<PathBuf>,
+        id: VertexId,
+    ) -> Result<Option<LayerInfo>, BuildError> {
+        let Some(upper) = upper else { return Ok(None) };
+        let scratch = upper.parent().map(Path::to_path_buf);
+        let empty = fs::read_dir(&upper).map(|mut d| d.next().is_none()).unwrap_or(false);
+        if empty {
+            if let Some(s) = scratch {
+                let _ = fs::remove_dir_all(s);
+            }
+            return Ok(None);
+        }
+        let b = self.b;
+        let mut sink = self.store.with(|w| w.blob_sink())?;
+        let opts = WriteOptions {
+            compression: b.opts.compression,
+            overlay_upper: true,
+            source_date_epoch: b.opts.source_date_epoch,
+            threads: 0,
+        };
+        let desc = write_layer_from_dir(&upper, &opts, &mut sink)?;
+        let staged = sink.finish()?;
+        b.progress.event(Event::Status {
+            id,
+            text: format!("writing layer {} {}", short(&desc.digest), human_size(desc.size)),
+        });
+        let layer = LayerInfo {
+            digest: desc.digest,
+            diff_id: desc.diff_id,
+            media_type: desc.media_type.clone(),
+            size: desc.size,
+            uncompressed_size: desc.uncompressed_size,
+        };
+        let mut diff_ids: Vec<Digest> = state.layers.iter().map(|l| l.diff_id).collect();
+        diff_ids.push(layer.diff_id);
+        let chain = chain_ids(&diff_ids);
+        let chain_id = chain[chain.len() - 1];
+        let parent = chain.len().checked_sub(2).map(|i| chain[i]);
+        let info = layer.clone();
+        self.store.with(move |w: &Writer<'_>| {
+            w.commit_blob(staged, Some(&info.digest))?;
+            w.update(|tx| {
+                tx.put_layer(&info)?;
+                tx.set_gc_root(&cache::layer_root_name(&info.digest), &info.digest)
+            })?;
+            w.adopt_snapshot(&upper, &chain_id, parent.as_ref(), &info.diff_id, cache::CACHE_HOLDER)
+        })?;
+        if let Some(s) = scratch {
+            let _ = fs::remove_dir_all(s);
+        }
+        Ok(Some(layer))
+    }
+}
+
+fn source_items(sources: &[Source]) -> Vec<SourceItem> {
+    sources
+        .iter()
+        .map(|s| match s {
+            Source::Path(p) => SourceItem::Pattern(p.clone()),
+            Source::Heredoc { name, content, .. } => SourceItem::Heredoc { name: name.clone(), content: content.clone() },
+        })
+        .collect()
+}
+
+fn not_supported(what: &str) -> BuildError {
+    BuildError::Internal(format!("{what} is not supported yet (BuildKit extensions arrive in a later version of distill)"))
+}
+
+fn unsupported_run(run: &RunInstruction) -> Result<(), BuildError> {
+    if !run.mounts.is_empty() {
+        return Err(not_supported("RUN --mount"));
+    }
+    if !run.heredocs.is_empty() {
+        return Err(not_supported("RUN with a heredoc"));
+    }
+    if !run.devices.is_empty() {
+        return Err(not_supported("RUN --device"));
+    }
+    if let Some(flag) = run.flags_used.iter().find(|f| matches!(**f, "network" | "security")) {
+        return Err(not_supported(&format!("RUN --{flag}")));
+    }
+    Ok(())
+}
+
+fn unsupported_copy(copy: &CopyInstruction) -> Result<(), BuildError> {
+    if copy.link {
+        return Err(not_supported("COPY --link"));
+    }
+    if copy.parents {
+        return Err(not_supported("COPY --parents"));
+    }
+    if !copy.exclude.is_empty() {
+        return Err(not_supported("COPY --exclude"));
+    }
+    Ok(())
+}
+
+fn unsupported_add(add: &AddInstruction) -> Result<(), BuildError> {
+    if add.link {
+        return Err(not_supported("ADD --link"));
+    }
+    if !add.exclude.is_empty() {
+        return Err(not_supported("ADD --exclude"));
+    }
+    if add.checksum.is_some() {
+        return Err(not_supported("ADD --checksum"));
+    }
+    if add.keep_git_dir {
+        return Err(not_supported("ADD --keep-git-dir"));
+    }
+    if add.unpack.is_some() {
+        return Err(not_supported("ADD --unpack"));
+    }
+    for src in &add.sources {
+        if let Source::Path(p) = src {
+            let lower = p.to_ascii_lowercase();
+            if lower.starts_with("http://") || lower.starts_with("https://") {
+                return Err(not_supported("ADD from a URL"));
+            }
+            if lower.starts_with("git@") || lower.starts_with("git://") || lower.ends_with(".git") {
+                return Err(not_supported("ADD from a Git repository"));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn short(d: &Digest) -> String {
+    format!("sha256:{}", &d.hex()[..12])
+}
+
+fn human_size(bytes: u64) -> String {
+    match bytes {
+        b if b >= 1 << 30 => format!("{:.2}GB", b as f64 / (1u64 << 30) as f64),
+        b if b >= 1 << 20 => format!("{:.2}MB", b as f64 / (1u64 << 20) as f64),
+        b if b >= 1 << 10 => format!("{:.2}kB", b as f64 / (1u64 << 10) as f64),
+        b => format!("{b}B"),
+    }
+}
+
+/// Writes the target stage's image into the store and names it.
+pub(crate) fn commit_image(
+    b: &Builder<'_>,
+    writer: &Writer<'_>,
+    target: &StageState,
+    id: VertexId,
+) -> Result<ImageRecord, BuildError> {
+    let mut config = target.config.clone();
+    if !b.opts.labels.is_empty() {
+        let labels = config::container(&mut config).labels.get_or_insert_with(Default::default);
+        labels.extend(b.opts.labels.clone());
+    }
+    config.created = match b.opts.source_date_epoch {
+        Some(_) => Some(b.now()),
+        None => target.last_created.clone().or_else(|| Some(b.now())),
+    };
+    config.rootfs.diff_ids = target.layers.iter().map(|l| l.diff_id).collect();
+    let committed = writer.commit_image(&config, &target.layers, b.opts.tags.first())?;
+    b.progress.event(Event::Status { id, text: format!("writing image {}", committed.image.config) });
+    let image = committed.image.digest;
+    for tag in b.opts.tags.iter().skip(1) {
+        let tag = tag.clone().with_default_tag();
+        writer.update(|tx| tx.set_tag(&tag, &image))?;
+    }
+    for tag in &b.opts.tags {
+        b.progress.event(Event::Status { id, text: format!("naming to {}", tag.clone().with_default_tag()) });
+    }
+    let record = writer.store().images()?.into_iter().find(|i| i.digest == image).unwrap_or(committed.image);
+    Ok(record)
+}

@@ -1,0 +1,281 @@
+//! `distill build`: like `docker build`, with no daemon.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{self, BufReader, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use distill_build::executor::{CancelToken, Network, SnapshotterKind};
+use distill_build::progress::{self, Mode};
+use distill_build::solver::{BuildError, BuildOptions, build};
+use distill_image::archive::{ArchiveFormat, SaveItem, save_archive, save_to_path, write_file_atomically};
+use distill_image::export::export_rootfs;
+use distill_image::layer::{self, ApplyOptions, Compression, WhiteoutMode, apply_layer};
+use distill_image::reference::Reference;
+use distill_image::store::Store;
+
+use super::check::DockerfileArgs;
+use super::image_common::StoreArgs;
+use crate::render;
+
+#[derive(Debug, clap::Args)]
+pub struct BuildArgs {
+    #[command(flatten)]
+    pub dockerfile: DockerfileArgs,
+    /// Name the image (`name:tag`); may be repeated.
+    #[arg(short = 't', long = "tag", value_name = "NAME[:TAG]")]
+    pub tags: Vec<String>,
+    /// Do not use the cache: run every step.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// Always fetch base images from their registry (needs the registry client, not available yet).
+    #[arg(long)]
+    pub pull: bool,
+    /// Progress output: auto, plain, tty, quiet or rawjson.
+    #[arg(long, default_value = "auto", value_name = "MODE")]
+    pub progress: Mode,
+    /// Print only the image ID (like `--progress quiet`).
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Where the result goes besides the store: `type=oci|docker,dest=FILE`, `type=tar,dest=FILE`,
+    /// `type=local,dest=DIR`, or `type=image` (the default). `dest=-` is standard output for archives.
+    #[arg(short, long, value_name = "type=TYPE,dest=PATH")]
+    pub output: Vec<String>,
+    /// Set a label on the image (`key=value`); may be repeated.
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// Write the image ID to this file.
+    #[arg(long, value_name = "FILE")]
+    pub iidfile: Option<PathBuf>,
+    /// The network RUN steps use: host (default) or none.
+    #[arg(long, default_value = "host", value_name = "MODE")]
+    pub network: String,
+    /// OCI runtime: a name looked up in PATH or a path [default: runc].
+    #[arg(long, value_name = "RUNTIME")]
+    pub runtime: Option<String>,
+    /// Layer compression: gzip (default), zstd or none.
+    #[arg(long, default_value = "gzip", value_name = "ALGORITHM")]
+    pub compression: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+/// A parsed `--output`.
+enum Export {
+    Archive { format: ArchiveFormat, dest: PathBuf },
+    Tar { dest: PathBuf },
+    Local { dest: PathBuf },
+}
+
+pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
+    if args.pull {
+        bail!(
+            "--pull needs a registry client, which distill does not have yet: base images come from the local store \
+             (distill load / distill import)"
+        );
+    }
+    let network = match args.network.as_str() {
+        "host" | "default" => Network::Host,
+        "none" => Network::None,
+        other => bail!("--network {other:?}: expected host or none"),
+    };
+    let compression = match args.compression.as_str() {
+        "gzip" => Compression::gzip(),
+        "zstd" => Compression::zstd(),
+        "none" | "uncompressed" => Compression::None,
+        other => bail!("--compression {other:?}: expected gzip, zstd or none"),
+    };
+    let exports = args.output.iter().map(|o| parse_output(o)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut tags = Vec::new();
+    for t in &args.tags {
+        tags.push(Reference::parse_normalized(t).with_context(|| format!("invalid tag {t:?}"))?.with_default_tag());
+    }
+    let mut labels = BTreeMap::new();
+    for l in &args.labels {
+        let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
+        labels.insert(k.to_string(), v.to_string());
+    }
+    let store = args.store.open()?;
+
+    // `-` as the context: a tar on standard input, unpacked into the store's tmp/.
+    let _stdin_context = if args.dockerfile.context.as_os_str() == "-" {
+        if args.dockerfile.file.as_deref().is_some_and(|f| f.as_os_str() == "-") {
+            bail!("the context and the Dockerfile cannot both come from standard input");
+        }
+        let dir = unpack_stdin_context(&store)?;
+        args.dockerfile.context = dir.path.clone();
+        Some(dir)
+    } else {
+        None
+    };
+    let dockerfile = args.dockerfile.load()?;
+    let mut plan = args.dockerfile.plan_options()?;
+    let source_date_epoch = source_date_epoch(&plan.build_args)?;
+    if let Some(sde) = source_date_epoch {
+        plan.build_args.entry("SOURCE_DATE_EPOCH".to_string()).or_insert_with(|| sde.to_string());
+    }
+    let dockerfile_path = match &args.dockerfile.file {
+        Some(f) if f.as_os_str() == "-" => None,
+        Some(f) if f.is_relative() && !f.exists() => Some(args.dockerfile.context.join(f)),
+        Some(f) => Some(f.clone()),
+        None => Some(args.dockerfile.context.join("Dockerfile")),
+    };
+    let opts = BuildOptions {
+        dockerfile: dockerfile.bytes.clone(),
+        dockerfile_path,
+        context_dir: args.dockerfile.context.clone(),
+        plan,
+        tags: tags.clone(),
+        labels,
+        no_cache: args.no_cache,
+        network,
+        runtime: args.runtime.clone(),
+        compression,
+        source_date_epoch,
+        snapshotter: SnapshotterKind::from_env()?,
+    };
+
+    let mode = if args.quiet { Mode::Quiet } else { args.progress };
+    let printer = progress::printer(mode, Box::new(io::stderr()));
+    let cancel = CancelToken::new();
+    cancel.cancel_on_signals().context("installing signal handlers")?;
+    let result = build(&store, &opts, printer.as_ref(), &cancel);
+    printer.finish();
+    let output = match result {
+        Ok(output) => output,
+        Err(err) => {
+            eprint!("{}", render_build_error(&dockerfile.label, &dockerfile.text(), &err));
+            return Ok(ExitCode::from(if err.is_cancelled() { 130 } else { 1 }));
+        }
+    };
+    for w in &output.warnings {
+        eprintln!("WARNING: {} - {} ({}:{})", w.rule.name(), w.message, dockerfile.label, w.line);
+    }
+    let id = output.image.config.to_string();
+    if let Some(path) = &args.iidfile {
+        fs::write(path, &id).with_context(|| format!("writing {}", path.display()))?;
+    }
+    for export in exports {
+        run_export(&store, &output.image.digest.to_string(), &tags, export)?;
+    }
+    if args.quiet {
+        println!("{id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SOURCE_DATE_EPOCH from `--build-arg` (as BuildKit takes it) or the environment.
+fn source_date_epoch(build_args: &BTreeMap<String, String>) -> anyhow::Result<Option<i64>> {
+    let value = build_args.get("SOURCE_DATE_EPOCH").cloned().or_else(|| std::env::var("SOURCE_DATE_EPOCH").ok());
+    match value.filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => Ok(Some(v.parse().with_context(|| format!("SOURCE_DATE_EPOCH {v:?} is not a number of seconds"))?)),
+    }
+}
+
+fn parse_output(spec: &str) -> anyhow::Result<Option<Export>> {
+    let mut kind = None;
+    let mut dest = None;
+    for part in spec.split(',') {
+        match part.split_once('=') {
+            Some(("type", v)) => kind = Some(v.to_string()),
+            Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            // Docker's shorthand: `-o DIR` means type=local,dest=DIR.
+            None if !spec.contains('=') => {
+                kind = Some("local".to_string());
+                dest = Some(PathBuf::from(part));
+            }
+            _ => bail!("--output {spec:?}: unknown option {part:?} (expected type=…,dest=…)"),
+        }
+    }
+    let kind = kind.unwrap_or_else(|| "local".to_string());
+    if kind == "image" {
+        return Ok(None);
+    }
+    let dest = dest.with_context(|| format!("--output {spec:?}: dest= is required for type={kind}"))?;
+    Ok(Some(match kind.as_str() {
+        "oci" => Export::Archive { format: ArchiveFormat::Oci, dest },
+        "docker" => Export::Archive { format: ArchiveFormat::Docker, dest },
+        "tar" => Export::Tar { dest },
+        "local" => Export::Local { dest },
+        other => bail!("--output type={other}: expected image, oci, docker, tar or local"),
+    }))
+}
+
+fn run_export(store: &Store, image: &str, tags: &[Reference], export: Option<Export>) -> anyhow::Result<()> {
+    let Some(export) = export else { return Ok(()) };
+    let image = store.find_image(image)?;
+    match export {
+        Export::Archive { format, dest } => {
+            let items = [SaveItem { image, names: tags.to_vec() }];
+            if dest.as_os_str() == "-" {
+                let mut out = io::BufWriter::new(io::stdout().lock());
+                save_archive(store, &items, format, &mut out).context("writing the archive to stdout")?;
+                out.flush()?;
+            } else {
+                save_to_path(store, &items, format, &dest).with_context(|| format!("saving to {}", dest.display()))?;
+            }
+        }
+        Export::Tar { dest } => {
+            let writer = store.writer()?;
+            if dest.as_os_str() == "-" {
+                let mut out = io::BufWriter::new(io::stdout().lock());
+                export_rootfs(&writer, &image, &mut out).context("exporting to stdout")?;
+                out.flush()?;
+            } else {
+                write_file_atomically(&dest, |out| export_rootfs(&writer, &image, out))
+                    .with_context(|| format!("exporting to {}", dest.display()))?;
+            }
+        }
+        Export::Local { dest } => {
+            let writer = store.writer()?;
+            let tar = writer.staging_path("export-")?;
+            {
+                let mut file = io::BufWriter::new(fs::File::create(&tar)?);
+                export_rootfs(&writer, &image, &mut file)?;
+                file.flush()?;
+            }
+            fs::create_dir_all(&dest).with_context(|| format!("creating {}", dest.display()))?;
+            let input = BufReader::new(fs::File::open(&tar)?);
+            let opts = ApplyOptions { whiteouts: WhiteoutMode::Apply, ..ApplyOptions::default() };
+            apply_layer(input, &dest, &opts).with_context(|| format!("writing {}", dest.display()))?;
+            let _ = fs::remove_file(&tar);
+        }
+    }
+    Ok(())
+}
+
+/// A context unpacked from stdin; removed when dropped.
+struct TempContext {
+    path: PathBuf,
+}
+
+impl Drop for TempContext {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+fn unpack_stdin_context(store: &Store) -> anyhow::Result<TempContext> {
+    let path = store.root().join("tmp").join(format!("context-{}", std::process::id()));
+    let _ = fs::remove_dir_all(&path);
+    fs::create_dir_all(&path).with_context(|| format!("creating {}", path.display()))?;
+    let dir = TempContext { path };
+    let input = layer::decompress(BufReader::new(io::stdin().lock())).context("reading the context from stdin")?;
+    let opts = ApplyOptions { whiteouts: WhiteoutMode::Apply, same_owner: false };
+    apply_layer(input, &dir.path, &opts).context("unpacking the context tar from standard input")?;
+    Ok(dir)
+}
+
+/// A build error the way BuildKit shows one: the Dockerfile lines, then the error.
+fn render_build_error(label: &str, source: &str, err: &BuildError) -> String {
+    let mut out = String::new();
+    if let Some((start, end)) = err.lines() {
+        out.push_str(&format!("{label}:{start}\n"));
+        out.push_str(&render::excerpt(source, start, end));
+    }
+    out.push_str(&format!("ERROR: failed to solve: {err}\n"));
+    out
+}

@@ -41,6 +41,8 @@ enum Command {
     History(commands::history::HistoryArgs),
     /// Give an image another name (like `docker tag`).
     Tag(commands::tag::TagArgs),
+    /// Run a command in a throwaway container from an image (like `docker run --rm`).
+    Run(commands::run::RunArgs),
     /// Remove images (like `docker rmi`).
     Rmi(commands::rmi::RmiArgs),
     /// Remove untagged images and unreferenced data (like `docker image prune`).
@@ -65,6 +67,7 @@ fn main() -> ExitCode {
         Command::History(args) => commands::history::run(args),
         Command::Tag(args) => commands::tag::run(args),
         Command::Rmi(args) => commands::rmi::run(args),
+        Command::Run(args) => commands::run::run(args),
         Command::Prune(args) => commands::prune::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Fsck(args) => commands::fsck::run(args),

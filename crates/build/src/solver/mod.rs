@@ -1,13 +1,13 @@
 //! The solver: turns a planned Dockerfile into an image in the store.
 //!
 //! Every stage the target reaches gets a thread; a stage waits for the
-//! stages it needs (its base, `COPY --from`) on a [`board::Board`], then
+//! stages it needs (its base, `COPY --from`) on a `board::Board`, then
 //! runs its instructions in order. Config-only instructions (ENV, LABEL,
 //! CMD...) fold into the config; RUN, COPY, ADD and WORKDIR are steps with a
-//! cache key ([`cache`]): a hit reuses the recorded layer, a miss runs the
+//! cache key (`cache`): a hit reuses the recorded layer, a miss runs the
 //! step over an overlayfs snapshot of the layers so far and turns the upper
 //! directory into a layer and a snapshot. Store operations go through one
-//! service thread ([`service`]), since the store's writer is not shared.
+//! service thread (`service`), since the store's writer is not shared.
 
 mod board;
 mod cache;
@@ -21,8 +21,8 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use distill_dockerfile::plan::{Base, BuildPlan, PlanOptions, plan_dockerfile};
 use distill_dockerfile::lint::Warning;
+use distill_dockerfile::plan::{Base, BuildPlan, PlanOptions, plan_dockerfile};
 use distill_image::digest::Digest;
 use distill_image::layer::Compression;
 use distill_image::reference::Reference;
@@ -34,6 +34,13 @@ use crate::executor::{CancelToken, Network, Runtime, SnapshotterKind};
 use crate::progress::{Event, Progress, VertexId};
 
 pub use error::BuildError;
+
+/// Forgets the build cache (`distill prune --build-cache`): its entries and
+/// what pins its layers and snapshots. Returns the number of entries; a
+/// prune afterwards reclaims the space.
+pub fn clear_build_cache(writer: &distill_image::store::Writer<'_>) -> Result<u64, BuildError> {
+    Ok(writer.update(|tx| tx.clear_build_cache(cache::CACHE_HOLDER))?)
+}
 
 use board::Board;
 use cache::KeyBuilder;
@@ -127,9 +134,11 @@ impl Builder<'_> {
         let replace = match &*first {
             None => true,
             // A real failure explains a build better than the cancellations it caused.
-            Some(prev) => (prev.is_cancelled() || matches!(prev, BuildError::DependencyFailed { .. }))
-                && !err.is_cancelled()
-                && !matches!(err, BuildError::DependencyFailed { .. }),
+            Some(prev) => {
+                (prev.is_cancelled() || matches!(prev, BuildError::DependencyFailed { .. }))
+                    && !err.is_cancelled()
+                    && !matches!(err, BuildError::DependencyFailed { .. })
+            }
         };
         if replace {
             *first = Some(err);

@@ -98,7 +98,8 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 Ok(StageState { layers: Vec::new(), config, key: key.finish(), cmd_set: false, last_created: None })
             }
             Base::Image(name) => {
-                let resolved = b.images.get(name).ok_or_else(|| BuildError::ImageNotFound { reference: name.clone() })?;
+                let resolved =
+                    b.images.get(name).ok_or_else(|| BuildError::ImageNotFound { reference: name.clone() })?;
                 let id = b.vertex();
                 let title = self.title(&format!("FROM {name}"));
                 b.progress.event(Event::Started { id, name: title });
@@ -116,9 +117,10 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 })
             }
             Base::Stage(parent) => {
-                let state = b.board.wait(*parent, b.cancel).ok_or_else(|| BuildError::DependencyFailed {
-                    stage: stage.display_name(),
-                })?;
+                let state = b
+                    .board
+                    .wait(*parent, b.cancel)
+                    .ok_or_else(|| BuildError::DependencyFailed { stage: stage.display_name() })?;
                 let mut state = (*state).clone();
                 state.cmd_set = false;
                 Ok(state)
@@ -149,7 +151,15 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 self.step += 1;
                 let title = self.title(&text);
                 self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
-                    this.copy(state, &source, &copy.sources, &copy.dest, copy.chown.as_deref(), copy.chmod.as_deref(), false)
+                    this.copy(
+                        state,
+                        &source,
+                        &copy.sources,
+                        &copy.dest,
+                        copy.chown.as_deref(),
+                        copy.chmod.as_deref(),
+                        false,
+                    )
                 })
             }
             Instruction::Add(add) => {
@@ -173,7 +183,8 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             }
             other => {
                 apply_metadata(&mut state.config, other, &mut state.cmd_set);
-                let created = self.b.opts.source_date_epoch.map(|_| self.b.now()).or_else(|| state.last_created.clone());
+                let created =
+                    self.b.opts.source_date_epoch.map(|_| self.b.now()).or_else(|| state.last_created.clone());
                 state.config.history.push(History {
                     created: created.or_else(|| Some(self.b.now())),
                     created_by: Some(history_by),
@@ -209,7 +220,9 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             }
             None => {
                 b.progress.event(Event::Started { id, name: title });
-                let result = exec(self, state, id).and_then(|upper| self.commit_diff(state, upper, id));
+                let created = b.now();
+                let result = exec(self, state, id)
+                    .and_then(|upper| self.commit_diff(state, upper, id, store_key, created.clone()));
                 let layer = match result {
                     Ok(layer) => layer,
                     Err(e) => {
@@ -217,9 +230,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                         return Err(e);
                     }
                 };
-                let step = CachedStep { layer: layer.as_ref().map(CachedLayer::from), created: b.now() };
-                let value = serde_json::to_string(&step).map_err(|e| BuildError::Internal(e.to_string()))?;
-                self.store.with(move |w| w.update(|tx| tx.put_build_cache(&store_key, &value)))?;
+                let step = CachedStep { layer: layer.as_ref().map(CachedLayer::from), created };
                 b.executed.fetch_add(1, Ordering::Relaxed);
                 b.progress.event(Event::Completed { id, error: None });
                 step
@@ -259,11 +270,9 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         if layers.is_empty() {
             return Ok(Vec::new());
         }
-        let descs: Vec<Descriptor> =
-            layers.iter().map(|l| Descriptor::new(&l.media_type, l.digest, l.size)).collect();
+        let descs: Vec<Descriptor> = layers.iter().map(|l| Descriptor::new(&l.media_type, l.digest, l.size)).collect();
         let diff_ids: Vec<Digest> = layers.iter().map(|l| l.diff_id).collect();
-        let mut dirs =
-            self.store.with(move |w| w.prepare_layer_snapshots(&descs, &diff_ids, cache::CACHE_HOLDER))?;
+        let mut dirs = self.store.with(move |w| w.prepare_layer_snapshots(&descs, &diff_ids, cache::CACHE_HOLDER))?;
         dirs.reverse();
         Ok(dirs)
     }
@@ -335,9 +344,10 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         let by_name = b.plan.stages.iter().position(|s| s.name.as_deref() == Some(lower.as_str()));
         let by_index = from.parse::<usize>().ok().filter(|&i| i < b.plan.stages.len());
         if let Some(index) = by_name.or(by_index) {
-            let state = b.board.wait(index, b.cancel).ok_or_else(|| BuildError::DependencyFailed {
-                stage: self.stage.display_name(),
-            })?;
+            let state = b
+                .board
+                .wait(index, b.cancel)
+                .ok_or_else(|| BuildError::DependencyFailed { stage: self.stage.display_name() })?;
             return Ok(CopySource::Stage(state));
         }
         let image = b.images.get(from).ok_or_else(|| BuildError::ImageNotFound { reference: from.to_string() })?;
@@ -352,8 +362,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 let ctx = &self.b.context;
                 for src in sources {
                     if let Source::Path(pattern) = src {
-                        let entries =
-                            ctx.select_with(pattern, &SelectOptions { allow_empty_wildcard: true })?;
+                        let entries = ctx.select_with(pattern, &SelectOptions { allow_empty_wildcard: true })?;
                         key.str(pattern).str(&ctx.content_digest(&entries)?);
                     }
                 }
@@ -381,7 +390,8 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     ) -> Result<Option<PathBuf>, BuildError> {
         let workdir = state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
         let keep_owner = !matches!(source, CopySource::Context);
-        let req = CopyRequest { sources: source_items(sources), dest, workdir: &workdir, chown, chmod, add, keep_owner };
+        let req =
+            CopyRequest { sources: source_items(sources), dest, workdir: &workdir, chown, chmod, add, keep_owner };
         // Another stage or image is read through a throwaway overlay of its layers.
         let source_view = match source {
             CopySource::Context => None,
@@ -421,21 +431,27 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     }
 
     /// Turns a step's upper directory into a layer blob and a snapshot.
+    /// The cache entry for the step is recorded in the same transaction.
     fn commit_diff(
         &self,
         state: &StageState,
         upper: Option<PathBuf>,
         id: VertexId,
+        store_key: String,
+        created: String,
     ) -> Result<Option<LayerInfo>, BuildError> {
-        let Some(upper) = upper else { return Ok(None) };
-        let scratch = upper.parent().map(Path::to_path_buf);
-        let empty = fs::read_dir(&upper).map(|mut d| d.next().is_none()).unwrap_or(false);
-        if empty {
+        let scratch = upper.as_deref().and_then(Path::parent).map(Path::to_path_buf);
+        let upper = upper.filter(|u| fs::read_dir(u).map(|mut d| d.next().is_some()).unwrap_or(true));
+        let Some(upper) = upper else {
             if let Some(s) = scratch {
                 let _ = fs::remove_dir_all(s);
             }
+            // Nothing changed: no layer, as BuildKit does.
+            let record = serde_json::to_string(&CachedStep { layer: None, created })
+                .map_err(|e| BuildError::Internal(e.to_string()))?;
+            self.store.with(move |w| w.update(|tx| tx.put_build_cache(&store_key, &record)))?;
             return Ok(None);
-        }
+        };
         let b = self.b;
         let mut sink = self.store.with(|w| w.blob_sink())?;
         let opts = WriteOptions {
@@ -463,13 +479,17 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         let chain_id = chain[chain.len() - 1];
         let parent = chain.len().checked_sub(2).map(|i| chain[i]);
         let info = layer.clone();
+        let record = serde_json::to_string(&CachedStep { layer: Some(CachedLayer::from(&layer)), created })
+            .map_err(|e| BuildError::Internal(e.to_string()))?;
         self.store.with(move |w: &Writer<'_>| {
             w.commit_blob(staged, Some(&info.digest))?;
+            w.place_snapshot(&upper, &chain_id)?;
             w.update(|tx| {
                 tx.put_layer(&info)?;
-                tx.set_gc_root(&cache::layer_root_name(&info.digest), &info.digest)
-            })?;
-            w.adopt_snapshot(&upper, &chain_id, parent.as_ref(), &info.diff_id, cache::CACHE_HOLDER)
+                tx.set_gc_root(&cache::layer_root_name(&info.digest), &info.digest)?;
+                tx.record_snapshot(&chain_id, parent.as_ref(), &info.diff_id, cache::CACHE_HOLDER)?;
+                tx.put_build_cache(&store_key, &record)
+            })
         })?;
         if let Some(s) = scratch {
             let _ = fs::remove_dir_all(s);
@@ -483,13 +503,17 @@ fn source_items(sources: &[Source]) -> Vec<SourceItem> {
         .iter()
         .map(|s| match s {
             Source::Path(p) => SourceItem::Pattern(p.clone()),
-            Source::Heredoc { name, content, .. } => SourceItem::Heredoc { name: name.clone(), content: content.clone() },
+            Source::Heredoc { name, content, .. } => {
+                SourceItem::Heredoc { name: name.clone(), content: content.clone() }
+            }
         })
         .collect()
 }
 
 fn not_supported(what: &str) -> BuildError {
-    BuildError::Internal(format!("{what} is not supported yet (BuildKit extensions arrive in a later version of distill)"))
+    BuildError::Internal(format!(
+        "{what} is not supported yet (BuildKit extensions arrive in a later version of distill)"
+    ))
 }
 
 fn unsupported_run(run: &RunInstruction) -> Result<(), BuildError> {

@@ -112,6 +112,18 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     let dockerfile = args.dockerfile.load()?;
     let mut plan = args.dockerfile.plan_options()?;
+    // RUN executes natively: another architecture would need emulation.
+    let host = distill_dockerfile::plan::Platform::host();
+    let target = &plan.target_platform;
+    if (target.os.as_str(), target.architecture.as_str()) != (host.os.as_str(), host.architecture.as_str()) {
+        bail!(
+            "--platform {}/{}: distill builds for this machine's platform ({}/{}) only; cross-platform builds need emulation, which is not supported",
+            target.os,
+            target.architecture,
+            host.os,
+            host.architecture
+        );
+    }
     let source_date_epoch = source_date_epoch(&plan.build_args)?;
     if let Some(sde) = source_date_epoch {
         plan.build_args.entry("SOURCE_DATE_EPOCH".to_string()).or_insert_with(|| sde.to_string());

@@ -11,5 +11,6 @@ pub mod load;
 pub mod plan;
 pub mod prune;
 pub mod rmi;
+pub mod run;
 pub mod save;
 pub mod tag;

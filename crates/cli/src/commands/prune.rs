@@ -10,6 +10,9 @@ pub struct PruneArgs {
     /// Keep untagged (dangling) images; only reclaim unreferenced data.
     #[arg(long)]
     pub keep_dangling: bool,
+    /// Also drop the build cache (like `docker builder prune -a`): later builds run every step again.
+    #[arg(long)]
+    pub build_cache: bool,
     /// Accepted for Docker compatibility (distill never prompts).
     #[arg(short, long)]
     pub force: bool,
@@ -20,6 +23,10 @@ pub struct PruneArgs {
 pub fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
     let store = args.store.open()?;
     let writer = store.writer()?;
+    if args.build_cache {
+        let entries = distill_build::solver::clear_build_cache(&writer)?;
+        println!("Dropped {entries} build cache entries");
+    }
     let report = writer.prune(!args.keep_dangling)?;
     if !report.images.is_empty() {
         println!("Deleted Images:");

@@ -372,6 +372,17 @@ pub(crate) fn add_snapshot_ref(conn: &Connection, chain_id: &Digest, holder: &st
     Ok(())
 }
 
+/// Whether `holder` holds every snapshot of `chain`.
+pub(crate) fn snapshots_held(conn: &Connection, chain: &[Digest], holder: &str) -> Result<bool> {
+    let mut stmt = conn.prepare_cached("SELECT 1 FROM snapshot_refs WHERE chain_id = ?1 AND holder = ?2")?;
+    for chain_id in chain {
+        if !stmt.exists(params![chain_id.to_string(), holder])? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 pub(crate) fn release_snapshot_refs(conn: &Connection, holder: &str) -> Result<u64> {
     Ok(conn.execute("DELETE FROM snapshot_refs WHERE holder = ?1", [holder])? as u64)
 }
@@ -399,6 +410,10 @@ pub(crate) fn set_gc_root(conn: &Connection, name: &str, digest: &Digest) -> Res
         params![name, digest.to_string(), now_secs()],
     )?;
     Ok(())
+}
+
+pub(crate) fn remove_gc_roots_with_prefix(conn: &Connection, prefix: &str) -> Result<u64> {
+    Ok(conn.execute("DELETE FROM gc_roots WHERE substr(name, 1, length(?1)) = ?1", [prefix])? as u64)
 }
 
 pub(crate) fn remove_gc_root(conn: &Connection, name: &str) -> Result<bool> {

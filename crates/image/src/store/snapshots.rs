@@ -67,51 +67,43 @@ impl Writer<'_> {
             self.extract_snapshot(layer, &diff_ids[i], chain_id)?;
             created.push((*chain_id, i.checked_sub(1).map(|p| chain[p]), diff_ids[i]));
         }
-        self.update(|tx| {
-            for (chain_id, parent, diff_id) in &created {
-                db::insert_snapshot(tx.conn(), chain_id, parent.as_ref(), diff_id)?;
-            }
-            for chain_id in &chain {
-                db::add_snapshot_ref(tx.conn(), chain_id, holder)?;
-            }
-            Ok(())
-        })?;
+        let held = created.is_empty() && db::snapshots_held(self.store().conn(), &chain, holder)?;
+        if !held {
+            self.update(|tx| {
+                for (chain_id, parent, diff_id) in &created {
+                    db::insert_snapshot(tx.conn(), chain_id, parent.as_ref(), diff_id)?;
+                }
+                for chain_id in &chain {
+                    db::add_snapshot_ref(tx.conn(), chain_id, holder)?;
+                }
+                Ok(())
+            })?;
+        }
         Ok(chain.iter().map(|c| self.store().snapshot_path(c)).collect())
     }
 
-    /// Adopts `dir` — a layer's content in overlay form, e.g. the upper
-    /// directory of a finished build step, on the store's file system — as
-    /// the snapshot `chain_id` (whose parent snapshot is `parent`), held by
-    /// `holder`. The directory is moved, not copied. When the snapshot
-    /// already exists, `dir` is removed and the existing one is kept.
-    pub fn adopt_snapshot(
-        &self,
-        dir: &Path,
-        chain_id: &Digest,
-        parent: Option<&Digest>,
-        diff_id: &Digest,
-        holder: &str,
-    ) -> Result<PathBuf> {
+    /// Moves `dir` — a layer's content in overlay form, e.g. the upper
+    /// directory of a finished build step, on the store's file system — into
+    /// place as the snapshot `chain_id`; record it with
+    /// [`Tx::record_snapshot`](super::Tx::record_snapshot). When the snapshot
+    /// already exists, `dir` is removed and the existing one kept.
+    ///
+    /// Unlike extracted snapshots, adopted ones are not synced: like
+    /// containerd's snapshotter, they are a cache of the layer blob (which is
+    /// durable); a process crash cannot tear them, only a power loss could.
+    pub fn place_snapshot(&self, dir: &Path, chain_id: &Digest) -> Result<PathBuf> {
         let store = self.store();
         let target = store.snapshot_path(chain_id);
         if store.snapshot(chain_id)?.is_some() && target.is_dir() {
             fsutil::remove_path(dir)?;
-        } else {
-            if fs::symlink_metadata(&target).is_ok() {
-                let trash = self.staging_path("trash-")?;
-                fs::rename(&target, &trash).ctx(|| format!("moving {} out of the way", target.display()))?;
-                fsutil::remove_path(&trash)?;
-            }
-            let dirfd = fs::File::open(dir).ctx(|| format!("opening {}", dir.display()))?;
-            rustix::fs::syncfs(dirfd.as_fd())
-                .map_err(|e| Error::Io { context: format!("syncing {}", dir.display()), source: e.into() })?;
-            fs::rename(dir, &target).ctx(|| format!("storing snapshot {chain_id}"))?;
-            fsutil::fsync_dir(&store.snapshots_dir())?;
+            return Ok(target);
         }
-        self.update(|tx| {
-            db::insert_snapshot(tx.conn(), chain_id, parent, diff_id)?;
-            db::add_snapshot_ref(tx.conn(), chain_id, holder)
-        })?;
+        if fs::symlink_metadata(&target).is_ok() {
+            let trash = self.staging_path("trash-")?;
+            fs::rename(&target, &trash).ctx(|| format!("moving {} out of the way", target.display()))?;
+            fsutil::remove_path(&trash)?;
+        }
+        fs::rename(dir, &target).ctx(|| format!("storing snapshot {chain_id}"))?;
         Ok(target)
     }
 

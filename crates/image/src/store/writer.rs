@@ -157,14 +157,32 @@ impl Tx<'_> {
         db::remove_gc_root(self.tx, name)
     }
 
+    /// Records a snapshot placed with [`Writer::place_snapshot`], held by `holder`.
+    pub fn record_snapshot(
+        &self,
+        chain_id: &Digest,
+        parent: Option<&Digest>,
+        diff_id: &Digest,
+        holder: &str,
+    ) -> Result<()> {
+        db::insert_snapshot(self.tx, chain_id, parent, diff_id)?;
+        db::add_snapshot_ref(self.tx, chain_id, holder)
+    }
+
     /// Records a build-cache entry (the value is the builder's JSON).
     pub fn put_build_cache(&self, key: &str, value: &str) -> Result<()> {
         db::build_cache_put(self.tx, key, value)
     }
 
-    /// Forgets every build-cache entry; returns how many there were.
-    pub fn clear_build_cache(&self) -> Result<u64> {
-        db::build_cache_clear(self.tx)
+    /// Forgets every build-cache entry and drops what pins the cache's
+    /// layers and snapshots (GC roots and holder rows starting with
+    /// `holder`); returns how many entries there were. `prune` then reclaims
+    /// what no image uses.
+    pub fn clear_build_cache(&self, holder: &str) -> Result<u64> {
+        let n = db::build_cache_clear(self.tx)?;
+        db::release_snapshot_refs(self.tx, holder)?;
+        db::remove_gc_roots_with_prefix(self.tx, &format!("{holder}:"))?;
+        Ok(n)
     }
 
     pub(crate) fn conn(&self) -> &rusqlite::Connection {

@@ -359,3 +359,22 @@ fn naive_snapshotter_builds_the_same_image() {
     // The same diffs: whiteouts, an opaque-free delete, a symlink, a mode change.
     assert_eq!(store.image_config("snap")["rootfs"], other.image_config("snap")["rootfs"]);
 }
+
+#[test]
+fn unsupported_features_fail_clearly_never_silently() {
+    let Some(store) = store("unsupported_features_fail_clearly_never_silently") else { return };
+    let ctx = TempDir::new("unsupported-ctx");
+    let cases = [
+        ("FROM debian:bookworm AS a\nONBUILD RUN echo hi\nFROM a\nRUN true\n", 3, "ONBUILD triggers"),
+        ("FROM debian:bookworm\nRUN --mount=type=cache,target=/c true\n", 2, "RUN --mount is not supported yet"),
+        ("FROM debian:bookworm\nADD https://example.invalid/x /x\n", 2, "ADD from a URL is not supported yet"),
+        ("FROM debian:bookworm\nCOPY --link Dockerfile /x\n", 2, "COPY --link is not supported yet"),
+        ("FROM no-such-image:1\n", 1, "is not in the local store"),
+    ];
+    for (dockerfile, line, message) in cases {
+        write(ctx.path(), &[("Dockerfile", dockerfile)]);
+        let out = store.build(ctx.path(), &["--progress", "plain"]).assert_failure();
+        assert!(out.stderr.contains(&format!("Dockerfile:{line}\n")), "{out}");
+        assert!(out.stderr.contains(message), "{out}");
+    }
+}

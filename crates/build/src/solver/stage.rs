@@ -68,6 +68,21 @@ pub(crate) fn build_stage<'b, 's>(
     let total = 1 + stage.instructions.iter().filter(|i| is_step(&i.instruction)).count();
     let mut sb = StageBuild { b, store, stage, total, step: 1 };
     let mut state = sb.base()?;
+    // Docker runs a base's ONBUILD triggers as the stage's first
+    // instructions; until distill does, such a base is refused rather than
+    // built differently.
+    if let Some(triggers) = state.config.config.as_ref().and_then(|c| c.on_build.as_ref()).filter(|t| !t.is_empty())
+    {
+        return Err(BuildError::step(
+            stage.start_line,
+            stage.end_line,
+            format!(
+                "the base of stage {} has ONBUILD triggers ({}): running them is not supported yet",
+                stage.display_name(),
+                triggers.join("; ")
+            ),
+        ));
+    }
     for ins in &stage.instructions {
         if b.cancel.is_cancelled() {
             return Err(BuildError::Cancelled);

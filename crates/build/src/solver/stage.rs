@@ -71,8 +71,7 @@ pub(crate) fn build_stage<'b, 's>(
     // Docker runs a base's ONBUILD triggers as the stage's first
     // instructions; until distill does, such a base is refused rather than
     // built differently.
-    if let Some(triggers) = state.config.config.as_ref().and_then(|c| c.on_build.as_ref()).filter(|t| !t.is_empty())
-    {
+    if let Some(triggers) = state.config.config.as_ref().and_then(|c| c.on_build.as_ref()).filter(|t| !t.is_empty()) {
         return Err(BuildError::step(
             stage.start_line,
             stage.end_line,

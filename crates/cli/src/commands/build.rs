@@ -55,8 +55,9 @@ pub struct BuildArgs {
     /// OCI runtime: a name looked up in PATH or a path [default: runc].
     #[arg(long, value_name = "RUNTIME")]
     pub runtime: Option<String>,
-    /// Layer compression: gzip (default), zstd or none.
-    #[arg(long, default_value = "gzip", value_name = "ALGORITHM")]
+    /// Layer compression in the store: none (default: like Docker's image store, layers stay
+    /// uncompressed locally; compression is a matter for distribution), gzip or zstd.
+    #[arg(long, default_value = "none", value_name = "ALGORITHM")]
     pub compression: String,
     #[command(flatten)]
     pub store: StoreArgs,

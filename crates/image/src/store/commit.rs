@@ -46,6 +46,16 @@ impl Writer<'_> {
         let manifest_bytes = manifest.to_canonical_vec().map_err(|e| Error::json("image manifest", e))?;
         let manifest_digest = self.put_blob(&manifest_bytes)?;
         let tag = tag.map(|t| t.clone().with_default_tag());
+        // Already recorded and named (an unchanged rebuild): no transaction.
+        if let Some(existing) = self.store().images()?.into_iter().find(|i| i.digest == manifest_digest) {
+            let named = match &tag {
+                Some(t) => self.store().tag_target(t)? == Some(manifest_digest),
+                None => true,
+            };
+            if named {
+                return Ok(Committed { image: existing, replaced: None });
+            }
+        }
         let mut image = ImageRecord {
             digest: manifest_digest,
             media_type: media_type::OCI_MANIFEST.to_string(),

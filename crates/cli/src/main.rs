@@ -23,6 +23,8 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile (like `docker build`), with no daemon.
     Build(commands::build::BuildArgs),
+    /// Make a distroless-style base image from distribution packages (`base debian --packages …`).
+    Base(commands::base::BaseArgs),
     /// Run BuildKit's build checks on a Dockerfile (like `docker build --check`).
     Check(commands::check::CheckArgs),
     /// Print the resolved build plan: stages, bases, expanded instructions, dependencies.
@@ -57,6 +59,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Build(args) => commands::build::run(args),
+        Command::Base(args) => commands::base::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Plan(args) => commands::plan::run(args),
         Command::Import(args) => commands::import::run(args),

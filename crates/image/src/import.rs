@@ -77,12 +77,6 @@ pub fn import_rootfs(writer: &Writer<'_>, rootfs: impl Read, opts: &ImportOption
     if let Some(message) = &opts.message {
         config.extra.insert("comment".to_string(), serde_json::Value::String(message.clone()));
     }
-    let info = LayerInfo {
-        digest: layer.digest,
-        diff_id: layer.diff_id,
-        media_type: layer.media_type.clone(),
-        size: layer.size,
-        uncompressed_size: layer.uncompressed_size,
-    };
+    let info = LayerInfo::from(&layer);
     writer.commit_image(&config, &[info], opts.reference.as_ref())
 }

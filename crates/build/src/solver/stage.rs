@@ -480,13 +480,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             id,
             text: format!("writing layer {} {}", short(&desc.digest), human_size(desc.size)),
         });
-        let layer = LayerInfo {
-            digest: desc.digest,
-            diff_id: desc.diff_id,
-            media_type: desc.media_type.clone(),
-            size: desc.size,
-            uncompressed_size: desc.uncompressed_size,
-        };
+        let layer = LayerInfo::from(&desc);
         let mut diff_ids: Vec<Digest> = state.layers.iter().map(|l| l.diff_id).collect();
         diff_ids.push(layer.diff_id);
         let chain = chain_ids(&diff_ids);

@@ -111,13 +111,7 @@ pub fn run(args: BaseArgs) -> anyhow::Result<ExitCode> {
         }],
         ..ImageConfig::default()
     };
-    let info = LayerInfo {
-        digest: layer.digest,
-        diff_id: layer.diff_id,
-        media_type: layer.media_type.clone(),
-        size: layer.size,
-        uncompressed_size: layer.uncompressed_size,
-    };
+    let info = LayerInfo::from(&layer);
     let committed = writer.commit_image(&config, &[info], Some(&tag))?;
     let _ = std::fs::remove_dir_all(&rootfs);
     eprintln!("{} packages, {} written as {}", report.packages.len(), tag.familiar(), committed.image.config);

@@ -108,6 +108,18 @@ pub struct LayerInfo {
     pub uncompressed_size: u64,
 }
 
+impl From<&crate::layer::LayerDescriptor> for LayerInfo {
+    fn from(l: &crate::layer::LayerDescriptor) -> Self {
+        LayerInfo {
+            digest: l.digest,
+            diff_id: l.diff_id,
+            media_type: l.media_type.clone(),
+            size: l.size,
+            uncompressed_size: l.uncompressed_size,
+        }
+    }
+}
+
 /// A snapshot row.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRecord {

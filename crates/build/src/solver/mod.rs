@@ -167,7 +167,7 @@ pub fn build(
     // The store's writer lock is held for the whole build: two builds at
     // once take turns on the store.
     let writer = store.writer()?;
-    let images = resolve_images(store, &first_plan, progress)?;
+    let images = resolve_images(store, &first_plan)?;
     // Plan again knowing the base images' environments, so `$PATH` and
     // friends expand as they will in the container.
     let plan = if images.values().any(|i| i.image.config.config.as_ref().is_some_and(|c| c.env.is_some())) {
@@ -264,11 +264,7 @@ fn finish_vertex<T, E: Into<BuildError>>(
 }
 
 /// Finds every image the reachable stages use (FROM, `COPY --from`).
-fn resolve_images(
-    store: &Store,
-    plan: &BuildPlan,
-    progress: &dyn Progress,
-) -> Result<HashMap<String, ResolvedImage>, BuildError> {
+fn resolve_images(store: &Store, plan: &BuildPlan) -> Result<HashMap<String, ResolvedImage>, BuildError> {
     let mut images = HashMap::new();
     for stage in plan.stages.iter().filter(|s| !s.pruned) {
         let mut wanted: Vec<&String> = stage.external_images.iter().collect();
@@ -308,7 +304,6 @@ fn resolve_images(
                     uncompressed_size: store.uncompressed_size(l),
                 })
                 .collect();
-            let _ = progress;
             images.insert(name.clone(), ResolvedImage { image, layers });
         }
     }

@@ -766,7 +766,7 @@ fn fs_diff(ours: &ImageView, theirs: &ImageView) -> Vec<String> {
         let mut content = String::new();
         if let (Kind::File { .. }, Kind::File { .. }) = (&x.kind, &y.kind) {
             let (ca, cb) = (fs::read(&x.host_path).unwrap(), fs::read(&y.host_path).unwrap());
-            if ca != cb {
+            if comparable_content(path, &ca) != comparable_content(path, &cb) {
                 what.push("content");
                 content = format!(
                     "\n    {} sha256 {}\n    {} sha256 {}{}",
@@ -793,6 +793,26 @@ fn fs_diff(ours: &ImageView, theirs: &ImageView) -> Vec<String> {
         }
     }
     out
+}
+
+/// File content as the comparison sees it. The third field of each
+/// /etc/shadow line is the day of the last password change, so `useradd` in
+/// two builds that straddle midnight (UTC) writes different days; that field
+/// is the clock, not the build, and is blanked.
+fn comparable_content(path: &str, content: &[u8]) -> Vec<u8> {
+    if !matches!(path, "/etc/shadow" | "/etc/shadow-") {
+        return content.to_vec();
+    }
+    let Ok(text) = std::str::from_utf8(content) else { return content.to_vec() };
+    let mut out = String::with_capacity(text.len());
+    for line in text.split_inclusive('\n') {
+        let mut fields: Vec<&str> = line.split(':').collect();
+        if fields.len() > 2 {
+            fields[2] = "";
+        }
+        out.push_str(&fields.join(":"));
+    }
+    out.into_bytes()
 }
 
 /// Both contents when they are short text.

@@ -53,6 +53,10 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Verify every digest and reference in the store.
     Fsck(commands::fsck::FsckArgs),
+    /// Make a distroless image holding only the runtime closure of an image's command, verified.
+    Slim(commands::slim::SlimArgs),
+    /// Say why a slim image holds a file (which binary, DT_NEEDED entry, import or rule).
+    Explain(commands::slim::ExplainArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +78,8 @@ fn main() -> ExitCode {
         Command::Prune(args) => commands::prune::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Fsck(args) => commands::fsck::run(args),
+        Command::Slim(args) => commands::slim::run(args),
+        Command::Explain(args) => commands::slim::explain(args),
     };
     match result {
         Ok(code) => code,

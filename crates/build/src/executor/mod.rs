@@ -37,7 +37,7 @@ mod user;
 pub use error::ExecError;
 pub use fsutil::OVERLAY_OPAQUE_XATTR;
 pub use overlay::{OverlayApi, OverlayMount};
-pub use runtime::{CancelToken, DEFAULT_STATE_ROOT, RunOutcome, Runtime, run};
+pub use runtime::{CancelToken, DEFAULT_STATE_ROOT, RunOutcome, Runtime, Stream, run, run_split};
 pub use snapshot::{ActiveSnapshot, SnapshotterKind};
 pub use spec::{
     DEFAULT_CAPABILITIES, DEFAULT_PATH, ExtraMount, HOST_FILES, Network, RunSpec, nofile_limit, oci_config,

@@ -204,6 +204,38 @@ pub fn run(
     cancel: &CancelToken,
     mut output: impl FnMut(&[u8]),
 ) -> Result<RunOutcome, ExecError> {
+    run_with(runtime, bundle_dir, spec, rootfs, cancel, false, &mut |_, bytes| output(bytes))
+}
+
+/// Which stream a piece of output came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stream {
+    Stdout,
+    Stderr,
+}
+
+/// Like [`run`], with stdout and stderr kept apart (two pipes), for callers
+/// that compare what a program prints (slim's verification probes).
+pub fn run_split(
+    runtime: &Runtime,
+    bundle_dir: &Path,
+    spec: &RunSpec,
+    rootfs: &Path,
+    cancel: &CancelToken,
+    mut output: impl FnMut(Stream, &[u8]),
+) -> Result<RunOutcome, ExecError> {
+    run_with(runtime, bundle_dir, spec, rootfs, cancel, true, &mut output)
+}
+
+fn run_with(
+    runtime: &Runtime,
+    bundle_dir: &Path,
+    spec: &RunSpec,
+    rootfs: &Path,
+    cancel: &CancelToken,
+    split: bool,
+    output: &mut dyn FnMut(Stream, &[u8]),
+) -> Result<RunOutcome, ExecError> {
     spec.validate()?;
     if cancel.is_cancelled() {
         return Err(ExecError::Cancelled);
@@ -225,7 +257,7 @@ pub fn run(
     // container is deleted (`delete --force` also kills it) and then the
     // stubs are removed: drops run in reverse order.
     let container = Container { runtime, id: &id };
-    let result = run_container(runtime, &bundle, &log_path, &id, cancel, &mut output);
+    let result = run_container(runtime, &bundle, &log_path, &id, cancel, split, output);
     drop(container);
     stubs.cleanup();
 
@@ -260,9 +292,16 @@ fn run_container(
     log_path: &Path,
     id: &str,
     cancel: &CancelToken,
-    output: &mut impl FnMut(&[u8]),
+    split: bool,
+    output: &mut dyn FnMut(Stream, &[u8]),
 ) -> Result<(ExitStatus, Vec<String>), ExecError> {
-    let (mut reader, writer) = io::pipe().map_err(ctx(|| "creating the output pipe".to_string()))?;
+    let (out_reader, out_writer) = io::pipe().map_err(ctx(|| "creating the output pipe".to_string()))?;
+    let (err_reader, err_writer) = if split {
+        let (r, w) = io::pipe().map_err(ctx(|| "creating the error pipe".to_string()))?;
+        (Some(r), w)
+    } else {
+        (None, out_writer.try_clone().map_err(ctx(|| "duplicating the output pipe".to_string()))?)
+    };
     let mut child = {
         let mut cmd = runtime.command();
         cmd.arg("--log")
@@ -271,8 +310,8 @@ fn run_container(
             .arg(bundle)
             .arg(id)
             .stdin(Stdio::null())
-            .stdout(writer.try_clone().map_err(ctx(|| "duplicating the output pipe".to_string()))?)
-            .stderr(writer)
+            .stdout(out_writer)
+            .stderr(err_writer)
             // Its own process group: a terminal's Ctrl-C reaches distill,
             // which kills the container properly, and not runc halfway.
             .process_group(0);
@@ -281,6 +320,8 @@ fn run_container(
         // pipe ends when the runtime and the container close it.
     };
 
+    let mut readers: Vec<(Stream, io::PipeReader)> = vec![(Stream::Stdout, out_reader)];
+    readers.extend(err_reader.map(|r| (Stream::Stderr, r)));
     let mut tail = Tail::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut cancelled_at: Option<Instant> = None;
@@ -307,7 +348,10 @@ fn run_container(
                 break;
             }
         }
-        let mut fds = [PollFd::new(&reader, PollFlags::IN)];
+        if readers.is_empty() {
+            break;
+        }
+        let mut fds: Vec<PollFd> = readers.iter().map(|(_, r)| PollFd::new(r, PollFlags::IN)).collect();
         let timeout = rustix::event::Timespec { tv_sec: 0, tv_nsec: 50_000_000 };
         match poll(&mut fds, Some(&timeout)) {
             Ok(0) => continue,
@@ -318,17 +362,28 @@ fn run_container(
                 return Err(ExecError::io("waiting for container output", e.into()));
             }
         }
-        match reader.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => {
-                tail.push(&buf[..n]);
-                output(&buf[..n]);
+        let ready: Vec<bool> = fds.iter().map(|f| !f.revents().is_empty()).collect();
+        drop(fds);
+        let mut closed = Vec::new();
+        for (i, (stream, reader)) in readers.iter_mut().enumerate() {
+            if !ready[i] {
+                continue;
             }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => {
-                kill_child(&mut child);
-                return Err(ExecError::io("reading container output", e));
+            match reader.read(&mut buf) {
+                Ok(0) => closed.push(i),
+                Ok(n) => {
+                    tail.push(&buf[..n]);
+                    output(*stream, &buf[..n]);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    kill_child(&mut child);
+                    return Err(ExecError::io("reading container output", e));
+                }
             }
+        }
+        for i in closed.into_iter().rev() {
+            readers.remove(i);
         }
     }
     let status = loop {

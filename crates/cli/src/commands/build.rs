@@ -18,6 +18,7 @@ use distill_image::store::Store;
 
 use super::check::DockerfileArgs;
 use super::image_common::StoreArgs;
+use super::slim::{SlimOptions, print_outcome, slim_image};
 use crate::render;
 
 #[derive(Debug, clap::Args)]
@@ -59,6 +60,12 @@ pub struct BuildArgs {
     /// uncompressed locally; compression is a matter for distribution), gzip or zstd.
     #[arg(long, default_value = "none", value_name = "ALGORITHM")]
     pub compression: String,
+    /// Reduce the target stage to its runtime closure (like `distill slim`), verified: the
+    /// tags, --iidfile and --output get the slim image.
+    #[arg(long)]
+    pub slim: bool,
+    #[command(flatten)]
+    pub slim_options: SlimOptions,
     #[command(flatten)]
     pub store: StoreArgs,
 }
@@ -88,6 +95,9 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         "none" | "uncompressed" => Compression::None,
         other => bail!("--compression {other:?}: expected gzip, zstd or none"),
     };
+    if !args.slim && args.slim_options.is_set() {
+        bail!("the slim options (--keep, --probe, --trace, --entrypoint, --user, …) need --slim");
+    }
     let exports = args.output.iter().map(|o| parse_output(o)).collect::<anyhow::Result<Vec<_>>>()?;
     let mut tags = Vec::new();
     for t in &args.tags {
@@ -140,7 +150,8 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         dockerfile_path,
         context_dir: args.dockerfile.context.clone(),
         plan,
-        tags: tags.clone(),
+        // With --slim the names go to the slim image.
+        tags: if args.slim { Vec::new() } else { tags.clone() },
         labels,
         no_cache: args.no_cache,
         network,
@@ -166,12 +177,19 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     for w in &output.warnings {
         eprintln!("WARNING: {} - {} ({}:{})", w.rule.name(), w.message, dockerfile.label, w.line);
     }
-    let id = output.image.config.to_string();
+    let mut image = output.image.clone();
+    if args.slim {
+        let outcome =
+            slim_image(&store, &image.digest.to_string(), &args.slim_options, &tags, args.runtime.as_deref())?;
+        print_outcome(&outcome, args.slim_options.report);
+        image = outcome.image.record;
+    }
+    let id = image.config.to_string();
     if let Some(path) = &args.iidfile {
         fs::write(path, &id).with_context(|| format!("writing {}", path.display()))?;
     }
     for export in exports {
-        run_export(&store, &output.image.digest.to_string(), &tags, export)?;
+        run_export(&store, &image.digest.to_string(), &tags, export)?;
     }
     if args.quiet {
         println!("{id}");

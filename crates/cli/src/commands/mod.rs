@@ -14,4 +14,5 @@ pub mod prune;
 pub mod rmi;
 pub mod run;
 pub mod save;
+pub mod slim;
 pub mod tag;

@@ -22,7 +22,7 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Build an image from a Dockerfile (like `docker build`), with no daemon.
-    Build(commands::build::BuildArgs),
+    Build(Box<commands::build::BuildArgs>),
     /// Make a distroless-style base image from distribution packages (`base debian --packages …`).
     Base(commands::base::BaseArgs),
     /// Run BuildKit's build checks on a Dockerfile (like `docker build --check`).
@@ -62,7 +62,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Build(args) => commands::build::run(args),
+        Command::Build(args) => commands::build::run(*args),
         Command::Base(args) => commands::base::run(args),
         Command::Check(args) => commands::check::run(args),
         Command::Plan(args) => commands::plan::run(args),

@@ -57,6 +57,8 @@ enum Command {
     Slim(commands::slim::SlimArgs),
     /// Say why a slim image holds a file (which binary, DT_NEEDED entry, import or rule).
     Explain(commands::slim::ExplainArgs),
+    /// Print the SPDX 2.3 SBOM stored with a slim image (the Debian packages it still holds files of).
+    Sbom(commands::slim::SbomArgs),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +82,7 @@ fn main() -> ExitCode {
         Command::Fsck(args) => commands::fsck::run(args),
         Command::Slim(args) => commands::slim::run(args),
         Command::Explain(args) => commands::slim::explain(args),
+        Command::Sbom(args) => commands::slim::sbom(args),
     };
     match result {
         Ok(code) => code,

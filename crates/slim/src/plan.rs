@@ -176,6 +176,21 @@ pub fn plan(rootfs: &Path, req: &SlimRequest) -> Result<Plan, PlanError> {
                 plan.add(path, why);
             }
         }
+        // A trace sees the file opened, not the name it was opened by: a
+        // dlopen("libz.so.1") shows up as libz.so.1.2.13. Keep the links
+        // next to a traced file that lead to it.
+        for root in &traced {
+            let Root::Program(p) = root else { continue };
+            let Some(real) = fs.resolve(p).map(|r| r.real) else { continue };
+            let dir = crate::python::layout::parent(&real);
+            for name in fs.list(&dir).unwrap_or_default() {
+                let link = join(&dir, &name);
+                let is_link = std::fs::symlink_metadata(fs.host(&link)).is_ok_and(|m| m.file_type().is_symlink());
+                if is_link && fs.resolve(&link).is_some_and(|r| r.real == real) {
+                    plan.add(&link, format!("symlink to {real}, which a probe opened under --trace"));
+                }
+            }
+        }
     }
     Ok(plan)
 }

@@ -228,7 +228,8 @@ pub fn slim_image(
         let slim = commit_tree(&writer, &slim_dir, &mut config)?;
 
         let debug = if opts.debug_variant {
-            keep.extend(DEBUG_TOOLS.iter().map(|s| s.to_string()));
+            let mut fat_fs = distill_slim::python::layout::RootFs::new(&fat_root);
+            keep.extend(DEBUG_TOOLS.iter().filter(|t| fat_fs.is_file(t)).map(|s| s.to_string()));
             let debug_plan = plan(&fat_root, &req(keep)).context("computing the debug variant's closure")?;
             let dir = scratch.join("debug");
             assemble(&fat_root, &debug_plan, &dir).context("assembling the debug variant")?;
@@ -554,5 +555,25 @@ pub fn explain(args: ExplainArgs) -> anyhow::Result<std::process::ExitCode> {
     } else {
         bail!("{path} is not in the slim image {}", args.image);
     }
+    Ok(std::process::ExitCode::SUCCESS)
+}
+
+/// `distill sbom IMAGE`: the SPDX document stored with a slim image.
+#[derive(Debug, clap::Args)]
+pub struct SbomArgs {
+    /// A slim image (made by `distill slim` or `build --slim`).
+    pub image: String,
+    #[command(flatten)]
+    pub store: StoreArgs,
+}
+
+pub fn sbom(args: SbomArgs) -> anyhow::Result<std::process::ExitCode> {
+    let store = args.store.open()?;
+    let image = store.find_image(&args.image)?;
+    let Some(bytes) = referrer_blob(&store, &image.record.digest, SPDX_MEDIA_TYPE)? else {
+        bail!("{} is not a slim image made by distill (no SBOM is stored with it)", args.image)
+    };
+    let doc: serde_json::Value = serde_json::from_slice(&bytes).context("reading the stored SBOM")?;
+    println!("{}", serde_json::to_string_pretty(&doc)?);
     Ok(std::process::ExitCode::SUCCESS)
 }

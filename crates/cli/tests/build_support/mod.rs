@@ -39,12 +39,14 @@ pub const DEBIAN: &str = "debian:bookworm";
 pub const DEBIAN_PYTHON: &str = "debian-python:bookworm";
 /// `FROM debian-gcc:bookworm`: minbase + gcc and libc6-dev.
 pub const DEBIAN_GCC: &str = "debian-gcc:bookworm";
+/// `FROM debian-dev:bookworm`: minbase + gcc, libc6-dev, libssl-dev, rustc (examples/).
+pub const DEBIAN_DEV: &str = "debian-dev:bookworm";
 /// Every base image of the seed store.
-pub const BASE_IMAGES: [&str; 3] = [DEBIAN, DEBIAN_PYTHON, DEBIAN_GCC];
+pub const BASE_IMAGES: [&str; 4] = [DEBIAN, DEBIAN_PYTHON, DEBIAN_GCC, DEBIAN_DEV];
 
 /// The rootfs tars `scripts/base-images` builds in the cache (the same files
 /// `image_support` and the build crate's executor tests use).
-const BASE_TARS: [&str; 3] = ["bookworm-minbase.tar", "bookworm-python3.tar", "bookworm-gcc.tar"];
+const BASE_TARS: [&str; 4] = ["bookworm-minbase.tar", "bookworm-python3.tar", "bookworm-gcc.tar", "bookworm-dev.tar"];
 /// Bump when the seed store must be rebuilt for reasons the key cannot see.
 const SEED_FORMAT: u32 = 1;
 

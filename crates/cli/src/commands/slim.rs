@@ -72,7 +72,7 @@ pub struct SlimOptions {
     #[arg(long)]
     pub report: bool,
     /// Seconds a probe (or a CMD that exits by itself) may run.
-    #[arg(long, default_value = "60", value_name = "SECONDS")]
+    #[arg(long, default_value = "20", value_name = "SECONDS")]
     pub probe_timeout: u64,
 }
 

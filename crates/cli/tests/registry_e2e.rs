@@ -1,0 +1,166 @@
+//! The registry client against a real registry (Debian's `docker-registry`
+//! on 127.0.0.1) with skopeo as the independent client: push and pull back
+//! keep digests, skopeo reads what distill pushed and distill pulls what
+//! skopeo pushed, basic auth with `distill login`.
+
+mod image_support;
+mod registry_support;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use image_support::*;
+use registry_support::*;
+
+fn ready(test: &str) -> bool {
+    require_tools(test, &["docker-registry", "skopeo", "htpasswd", "tar", "gzip"])
+}
+
+fn manifest_digest(root: &std::path::Path, image: &str) -> String {
+    let store = distill_image::store::Store::open(root).unwrap();
+    store.resolve(image).unwrap().digest.to_string()
+}
+
+#[test]
+fn push_and_pull_back_keep_digests_and_skopeo_agrees() {
+    if !ready("push_and_pull_back_keep_digests_and_skopeo_agrees") {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let tmp = TempDir::new("reg-roundtrip");
+    let (a, b) = (tmp.join("store-a"), tmp.join("store-b"));
+    let archive = multilayer_archive(tmp.path(), "app:v1", 3, 300_000, 1);
+    distill_ok(&a, &["load", "-i", archive.to_str().unwrap()]);
+    let local = manifest_digest(&a, "app:v1");
+    let target = format!("{}/test/app:v1", reg.host());
+    let out = distill_ok(&a, &["push", "app:v1", &target]);
+    assert!(out.contains("Pushed"), "{out}");
+    let pushed = out.lines().last().unwrap().split_whitespace().nth(2).unwrap().to_string();
+    assert_eq!(local, pushed, "the pushed digest is not the stored one");
+
+    // skopeo reads it: same digest, same layers.
+    let inspect = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{target}")]));
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(v["Digest"], pushed.as_str());
+    assert_eq!(v["Layers"].as_array().unwrap().len(), 3);
+    run(Command::new("skopeo").args([
+        "copy",
+        "--src-tls-verify=false",
+        &format!("docker://{target}"),
+        &format!("oci:{}:copied", tmp.join("oci").display()),
+    ]));
+
+    // A second push finds every blob there.
+    let again = distill_ok(&a, &["push", "app:v1", &target]);
+    assert!(again.matches("Layer already exists").count() >= 3, "{again}");
+
+    // Pull into another store: identical manifest digest, a clean store.
+    let out = distill_ok(&b, &["pull", &target]);
+    assert!(out.contains("Pull complete"), "{out}");
+    assert!(out.contains(&format!("Digest: {pushed}")), "{out}");
+    assert_eq!(manifest_digest(&b, &target), pushed);
+    distill_ok(&b, &["fsck"]);
+    let up = distill_ok(&b, &["pull", &target]);
+    assert!(up.contains("Image is up to date"), "{up}");
+    // By digest too.
+    distill_ok(&b, &["pull", &format!("{}/test/app@{pushed}", reg.host())]);
+
+    // An unknown tag: a clear 404.
+    let out = distill(&b, &["pull", &format!("{}/test/app:nope", reg.host())]);
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("not found"), "{}", stderr(&out));
+}
+
+#[test]
+fn pulls_what_skopeo_pushed() {
+    if !ready("pulls_what_skopeo_pushed") {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let tmp = TempDir::new("reg-skopeo");
+    let archive = multilayer_archive(tmp.path(), "other:1", 2, 100_000, 2);
+    // skopeo pushes a docker-archive as Docker schema 2.
+    let target = format!("{}/from/skopeo:1", reg.host());
+    run(Command::new("skopeo").args([
+        "copy",
+        "--dest-tls-verify=false",
+        &format!("docker-archive:{}", archive.display()),
+        &format!("docker://{target}"),
+    ]));
+    let root = tmp.join("store");
+    distill_ok(&root, &["pull", &target]);
+    let inspect = run(Command::new("skopeo").args(["inspect", "--tls-verify=false", &format!("docker://{target}")]));
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    assert_eq!(manifest_digest(&root, &target), v["Digest"].as_str().unwrap());
+    distill_ok(&root, &["fsck"]);
+}
+
+fn login(
+    root: &std::path::Path,
+    docker_config: &std::path::Path,
+    host: &str,
+    user: &str,
+    password: &str,
+) -> std::process::Output {
+    let mut child = distill_cmd(root)
+        .env("DOCKER_CONFIG", docker_config)
+        .args(["login", "--username", user, "--password-stdin", host])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(format!("{password}\n").as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn basic_auth_login_push_pull_and_wrong_password() {
+    if !ready("basic_auth_login_push_pull_and_wrong_password") {
+        return;
+    }
+    let reg = Registry::start(Auth::Basic(vec![("alice".into(), "s3cret".into())]));
+    let tmp = TempDir::new("reg-basic");
+    let config = tmp.join("docker");
+    let (a, b) = (tmp.join("store-a"), tmp.join("store-b"));
+    let archive = multilayer_archive(tmp.path(), "app:v1", 2, 50_000, 3);
+    distill_ok(&a, &["load", "-i", archive.to_str().unwrap()]);
+    let target = format!("{}/private/app:v1", reg.host());
+
+    // No credentials: a clear 401 naming the reference and the scope.
+    let out = distill_cmd(&a).env("DOCKER_CONFIG", &config).args(["push", "app:v1", &target]).output().unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("unauthorized") && err.contains("private/app"), "{err}");
+
+    // A wrong password is refused and nothing is stored.
+    let out = login(&a, &config, &reg.host(), "alice", "wrong");
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+    assert!(!config.join("config.json").exists());
+
+    let out = login(&a, &config, &reg.host(), "alice", "s3cret");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let saved = std::fs::read_to_string(config.join("config.json")).unwrap();
+    assert!(saved.contains(&reg.host()), "{saved}");
+
+    let push = distill_cmd(&a).env("DOCKER_CONFIG", &config).args(["push", "app:v1", &target]).output().unwrap();
+    assert!(push.status.success(), "{}", stderr(&push));
+    let pull = distill_cmd(&b).env("DOCKER_CONFIG", &config).args(["pull", &target]).output().unwrap();
+    assert!(pull.status.success(), "{}", stderr(&pull));
+    assert_eq!(manifest_digest(&a, "app:v1"), manifest_digest(&b, &target));
+
+    // Wrong credentials on pull: 401, and the store gains nothing.
+    let c = tmp.join("store-c");
+    let out = distill_cmd(&c).args(["pull", "--creds", "alice:nope", &target]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(stderr(&out).contains("unauthorized"), "{}", stderr(&out));
+    assert_eq!(distill_ok(&c, &["images", "-q"]).trim(), "");
+    distill_ok(&c, &["fsck"]);
+    assert_eq!(std::fs::read_dir(c.join("blobs/sha256")).unwrap().count(), 0);
+
+    let out = distill_cmd(&a).env("DOCKER_CONFIG", &config).args(["logout", &reg.host()]).output().unwrap();
+    assert!(out.status.success());
+    let out = distill_cmd(&c).env("DOCKER_CONFIG", &config).args(["pull", &target]).output().unwrap();
+    assert!(!out.status.success());
+}

@@ -164,3 +164,44 @@ fn basic_auth_login_push_pull_and_wrong_password() {
     let out = distill_cmd(&c).env("DOCKER_CONFIG", &config).args(["pull", &target]).output().unwrap();
     assert!(!out.status.success());
 }
+
+#[test]
+fn pulls_each_platform_of_an_index_skopeo_pushed() {
+    if !ready("pulls_each_platform_of_an_index_skopeo_pushed") {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let tmp = TempDir::new("reg-index");
+    let layout = tmp.join("layout");
+    multiplatform_layout(&layout, &[("amd64", None), ("arm64", Some("v8"))]);
+    let target = format!("{}/multi/app:1", reg.host());
+    run(Command::new("skopeo").args([
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{target}"),
+    ]));
+    // skopeo compresses the layers on the way, so the index it pushed is its own.
+    let raw =
+        run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{target}")]));
+    assert!(raw.contains("application/vnd.oci.image.index.v1+json"), "{raw}");
+    let index = distill_image::digest::Digest::of(raw.as_bytes());
+    for (platform, arch) in [("linux/amd64", "amd64"), ("linux/arm64/v8", "arm64"), ("linux/arm64", "arm64")] {
+        let root = tmp.join(&format!("store-{}", platform.replace('/', "-")));
+        let out = distill_ok(&root, &["pull", "--platform", platform, &target]);
+        assert!(out.contains(&format!("Digest: {index}")), "{out}");
+        let arch_seen = distill_ok(&root, &["inspect", "--format", "{{.Architecture}}", &target]);
+        assert_eq!(arch_seen.trim(), arch, "{platform}");
+        let rootfs = tmp.join(&format!("rootfs-{arch}.tar"));
+        distill_ok(&root, &["export", "-o", rootfs.to_str().unwrap(), &target]);
+        let listing = run(Command::new("tar").arg("-xOf").arg(&rootfs).arg("--wildcards").arg("*platform"));
+        assert!(listing.starts_with(arch), "{platform}: {listing}");
+        distill_ok(&root, &["fsck"]);
+    }
+    // A platform the index lacks: a clear error listing what there is.
+    let out = distill(&tmp.join("store-x"), &["pull", "--platform", "linux/s390x", &target]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("linux/s390x") && err.contains("linux/amd64") && err.contains("linux/arm64/v8"), "{err}");
+}

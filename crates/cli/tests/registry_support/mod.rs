@@ -165,3 +165,261 @@ pub fn multilayer_archive(dir: &Path, tag: &str, layers: usize, layer_bytes: usi
     fs::remove_dir_all(&work).unwrap();
     archive
 }
+
+/// An OCI image layout at `dir` holding one index with a single-layer image
+/// per `(arch, variant)`, each with a distinct file `/platform` naming it.
+/// Returns the index's digest.
+pub fn multiplatform_layout(dir: &Path, platforms: &[(&str, Option<&str>)]) -> Digest {
+    use distill_image::manifest::{Descriptor, Index, Manifest, Platform, media_type};
+    let blobs = dir.join("blobs/sha256");
+    fs::create_dir_all(&blobs).unwrap();
+    let put = |data: &[u8]| -> Digest {
+        let d = Digest::of(data);
+        fs::write(blobs.join(d.hex()), data).unwrap();
+        d
+    };
+    let mut entries = Vec::new();
+    for (i, (arch, variant)) in platforms.iter().enumerate() {
+        let tree = dir.join(format!("tree{i}"));
+        fs::create_dir_all(&tree).unwrap();
+        fs::write(tree.join("platform"), format!("{arch}{}\n", variant.map(|v| format!("/{v}")).unwrap_or_default()))
+            .unwrap();
+        let tar = dir.join(format!("layer{i}.tar"));
+        run(Command::new("tar")
+            .args(["--sort=name", "--mtime=@1700000000", "--owner=0", "--group=0", "--numeric-owner", "-C"])
+            .arg(&tree)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("."));
+        let layer = fs::read(&tar).unwrap();
+        fs::remove_file(&tar).unwrap();
+        fs::remove_dir_all(&tree).unwrap();
+        let layer_digest = put(&layer);
+        let mut config = serde_json::json!({
+            "architecture": arch, "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [layer_digest.to_string()]},
+        });
+        if let Some(v) = variant {
+            config["variant"] = serde_json::json!(v);
+        }
+        let config_bytes = serde_json::to_vec(&config).unwrap();
+        let config_digest = put(&config_bytes);
+        let manifest = Manifest::new_oci(
+            Descriptor::new(media_type::OCI_CONFIG, config_digest, config_bytes.len() as u64),
+            vec![Descriptor::new("application/vnd.oci.image.layer.v1.tar", layer_digest, layer.len() as u64)],
+        );
+        let bytes = manifest.to_canonical_vec().unwrap();
+        let mut desc = Descriptor::new(media_type::OCI_MANIFEST, put(&bytes), bytes.len() as u64);
+        desc.platform = Some(Platform {
+            architecture: arch.to_string(),
+            os: "linux".into(),
+            variant: variant.map(str::to_string),
+            ..Default::default()
+        });
+        entries.push(desc);
+    }
+    let index_bytes = Index::new_oci(entries).to_canonical_vec().unwrap();
+    let index_digest = put(&index_bytes);
+    let mut top = Descriptor::new(media_type::OCI_INDEX, index_digest, index_bytes.len() as u64);
+    top.annotations = Some([("org.opencontainers.image.ref.name".to_string(), "multi".to_string())].into());
+    fs::write(dir.join("index.json"), Index::new_oci(vec![top]).to_canonical_vec().unwrap()).unwrap();
+    fs::write(dir.join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#).unwrap();
+    index_digest
+}
+
+/// What the fault proxy does to one response.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fault {
+    Pass,
+    /// Answer with this status and no body (429 comes with `Retry-After: 0`).
+    Status(u16),
+    /// Send the head and this many body bytes, then drop the connection.
+    Cut(usize),
+    /// Flip one byte in the middle of the body.
+    Flip,
+}
+
+/// A request as the proxy's rule sees it.
+#[derive(Debug, Clone)]
+pub struct ProxyRequest {
+    pub method: String,
+    pub path: String,
+    pub range: Option<String>,
+    /// How many requests with this method and path came before.
+    pub seen: usize,
+}
+
+type Rule = Box<dyn Fn(&ProxyRequest) -> Fault + Send + Sync>;
+
+/// An HTTP proxy in front of a registry that injects faults chosen by a
+/// rule. One request per connection (it answers `Connection: close`). It
+/// serves until dropped.
+pub struct FaultProxy {
+    pub port: u16,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<(ProxyRequest, Fault)>>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FaultProxy {
+    pub fn start(upstream: u16, rule: impl Fn(&ProxyRequest) -> Fault + Send + Sync + 'static) -> FaultProxy {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let log = Arc::new(Mutex::new(Vec::new()));
+        let rule: Arc<Rule> = Arc::new(Box::new(rule));
+        let counts = Arc::new(Mutex::new(std::collections::HashMap::<(String, String), usize>::new()));
+        let (stop2, log2) = (stop.clone(), log.clone());
+        let thread = std::thread::spawn(move || {
+            // Bounded: the proxy never outlives its test by more than this.
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let (rule, log, counts) = (rule.clone(), log2.clone(), counts.clone());
+                        std::thread::spawn(move || {
+                            let _ = proxy_one(conn, upstream, &rule, &log, &counts);
+                        });
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        FaultProxy { port, stop, log, thread: Some(thread) }
+    }
+
+    pub fn host(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn faults(&self) -> Vec<(ProxyRequest, Fault)> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FaultProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+fn proxy_one(
+    mut conn: TcpStream,
+    upstream: u16,
+    rule: &Rule,
+    log: &std::sync::Mutex<Vec<(ProxyRequest, Fault)>>,
+    counts: &std::sync::Mutex<std::collections::HashMap<(String, String), usize>>,
+) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(30)))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 65536];
+    let head_end = loop {
+        if let Some(i) = find(&buf, b"\r\n\r\n") {
+            break i + 4;
+        }
+        let n = conn.read(&mut chunk)?;
+        if n == 0 || buf.len() > 1 << 20 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        // Not HTTP (a TLS probe): hang up at once, as a plain-http server's error would.
+        if !buf[0].is_ascii_uppercase() {
+            return Ok(());
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or("");
+    let mut parts = request_line.split(' ');
+    let (method, path) = (parts.next().unwrap_or("").to_string(), parts.next().unwrap_or("").to_string());
+    if !path.starts_with('/') {
+        return Ok(()); // not HTTP (e.g. a TLS probe)
+    }
+    let mut headers = Vec::new();
+    let mut content_length = 0usize;
+    let mut range = None;
+    for l in lines.filter(|l| !l.is_empty()) {
+        let (k, v) = l.split_once(':').unwrap_or((l, ""));
+        let key = k.trim().to_ascii_lowercase();
+        match key.as_str() {
+            "content-length" => content_length = v.trim().parse().unwrap_or(0),
+            "range" => range = Some(v.trim().to_string()),
+            "connection" => continue,
+            _ => {}
+        }
+        headers.push(l.to_string());
+    }
+    let mut body = buf[head_end..].to_vec();
+    while body.len() < content_length {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let seen = {
+        let mut c = counts.lock().unwrap();
+        let e = c.entry((method.clone(), path.clone())).or_insert(0);
+        *e += 1;
+        *e - 1
+    };
+    let req = ProxyRequest { method: method.clone(), path, range, seen };
+    let fault = rule(&req);
+    log.lock().unwrap().push((req, fault));
+    if let Fault::Status(code) = fault {
+        let extra = if code == 429 { "Retry-After: 0\r\n" } else { "" };
+        conn.write_all(
+            format!("HTTP/1.1 {code} Injected\r\nContent-Length: 0\r\n{extra}Connection: close\r\n\r\n").as_bytes(),
+        )?;
+        return Ok(());
+    }
+    let mut up = TcpStream::connect(("127.0.0.1", upstream))?;
+    let mut out = format!("{request_line}\r\n");
+    for h in &headers {
+        out.push_str(h);
+        out.push_str("\r\n");
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    up.write_all(out.as_bytes())?;
+    up.write_all(&body)?;
+    let mut resp = Vec::new();
+    up.read_to_end(&mut resp)?;
+    let Some(i) = find(&resp, b"\r\n\r\n") else { return Ok(()) };
+    let resp_head = String::from_utf8_lossy(&resp[..i]).into_owned();
+    let mut new_head = String::new();
+    for l in resp_head.split("\r\n") {
+        if !l.to_ascii_lowercase().starts_with("connection:") {
+            new_head.push_str(l);
+            new_head.push_str("\r\n");
+        }
+    }
+    new_head.push_str("Connection: close\r\n\r\n");
+    let mut resp_body = resp[i + 4..].to_vec();
+    conn.write_all(new_head.as_bytes())?;
+    match fault {
+        Fault::Cut(n) => {
+            conn.write_all(&resp_body[..n.min(resp_body.len())])?;
+            conn.flush()?;
+            let _ = conn.shutdown(std::net::Shutdown::Both);
+            return Ok(());
+        }
+        Fault::Flip if !resp_body.is_empty() => {
+            let mid = resp_body.len() / 2;
+            resp_body[mid] ^= 0x55;
+        }
+        _ => {}
+    }
+    conn.write_all(&resp_body)?;
+    conn.flush()
+}

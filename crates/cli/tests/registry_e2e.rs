@@ -205,3 +205,55 @@ fn pulls_each_platform_of_an_index_skopeo_pushed() {
     let err = stderr(&out);
     assert!(err.contains("linux/s390x") && err.contains("linux/amd64") && err.contains("linux/arm64/v8"), "{err}");
 }
+
+#[test]
+fn chunked_uploads_and_cross_repository_mounts() {
+    use distill_image::reference::Reference;
+    use distill_image::store::Store;
+    use distill_registry::{Client, ClientOptions, NoPushProgress, Platform};
+    if !ready("chunked_uploads_and_cross_repository_mounts") {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let tmp = TempDir::new("reg-chunked");
+    let a = tmp.join("store-a");
+    let archive = multilayer_archive(tmp.path(), "app:v1", 3, 400_000, 5);
+    distill_ok(&a, &["load", "-i", archive.to_str().unwrap()]);
+    let store = Store::open(&a).unwrap();
+    let image = store.resolve("app:v1").unwrap();
+    // Small limits: every layer goes up in several PATCH chunks.
+    let client =
+        Client::new(ClientOptions { monolithic_max: 100_000, chunk_size: 64 * 1024, ..ClientOptions::default() })
+            .unwrap();
+    let first = Reference::parse_normalized(&format!("{}/chunked/one:v1", reg.host())).unwrap();
+    let pushed = client.push_image(&store, &image, &first, &NoPushProgress).unwrap();
+    assert_eq!(pushed.digest, image.digest);
+    assert_eq!((pushed.uploaded, pushed.mounted), (4, 0));
+
+    // Another repository on the same registry: every blob is mounted.
+    let second = Reference::parse_normalized(&format!("{}/chunked/two:v1", reg.host())).unwrap();
+    let pushed = client.push_image(&store, &image, &second, &NoPushProgress).unwrap();
+    assert_eq!((pushed.uploaded, pushed.mounted), (0, 4));
+
+    // A mount source that lacks the blobs: the registry answers 202 and the blobs are uploaded.
+    let fresh =
+        Client::new(ClientOptions { monolithic_max: 100_000, chunk_size: 64 * 1024, ..ClientOptions::default() })
+            .unwrap();
+    let nowhere = Reference::parse_normalized(&format!("{}/nowhere/x:1", reg.host())).unwrap();
+    let manifest = store.image(&image).unwrap().manifest;
+    for l in manifest.layers.iter().chain([&manifest.config]) {
+        fresh.remember_blob(&nowhere, l.digest);
+    }
+    let third = Reference::parse_normalized(&format!("{}/chunked/three:v1", reg.host())).unwrap();
+    let pushed = fresh.push_image(&store, &image, &third, &NoPushProgress).unwrap();
+    assert_eq!((pushed.uploaded, pushed.mounted), (4, 0));
+
+    // What went up in chunks comes back intact.
+    let b = tmp.join("store-b");
+    let store_b = Store::open(&b).unwrap();
+    let writer = store_b.writer().unwrap();
+    let pulled = client.pull(&writer, &third, &Platform::host(), &distill_registry::NoProgress).unwrap();
+    drop(writer);
+    assert_eq!(pulled.image.digest, image.digest);
+    distill_ok(&b, &["fsck"]);
+}

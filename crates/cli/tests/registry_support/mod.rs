@@ -423,3 +423,223 @@ fn proxy_one(
     conn.write_all(&resp_body)?;
     conn.flush()
 }
+
+/// base64 (standard alphabet, padded) or base64url (unpadded).
+pub fn base64(data: &[u8], url: bool) -> String {
+    let alphabet: &[u8] = if url {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    } else {
+        b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+    };
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
+        for i in 0..=chunk.len() {
+            out.push(alphabet[(n >> (18 - 6 * i) & 63) as usize] as char);
+        }
+        if !url {
+            for _ in chunk.len()..3 {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Vec<u8> {
+    let val = |c: u8| match c {
+        b'A'..=b'Z' => c - b'A',
+        b'a'..=b'z' => c - b'a' + 26,
+        b'0'..=b'9' => c - b'0' + 52,
+        b'+' | b'-' => 62,
+        _ => 63,
+    };
+    let bytes: Vec<u8> = s.bytes().filter(|c| *c != b'=').collect();
+    let mut out = Vec::new();
+    for chunk in bytes.chunks(4) {
+        let mut n = 0u32;
+        for (i, c) in chunk.iter().enumerate() {
+            n |= (val(*c) as u32) << (18 - 6 * i);
+        }
+        for i in 0..chunk.len().saturating_sub(1) {
+            out.push((n >> (16 - 8 * i)) as u8);
+        }
+    }
+    out
+}
+
+/// A token server for the registry's `auth: token`: issues RS256 JWTs
+/// signed by a self-signed certificate (made with openssl) that the
+/// registry trusts. Anonymous callers get pull access only; `users` get
+/// what they ask for; wrong passwords get 401. Every request's scopes are
+/// logged.
+pub struct TokenServer {
+    pub port: u16,
+    pub cert: PathBuf,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<TokenRequest>>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _dir: TempDir,
+}
+
+/// (user, or None for anonymous; the scopes asked for).
+pub type TokenRequest = (Option<String>, Vec<String>);
+
+pub const TOKEN_SERVICE: &str = "distill-test-registry";
+pub const TOKEN_ISSUER: &str = "distill-test-issuer";
+
+impl TokenServer {
+    pub fn start(users: Vec<(String, String)>) -> TokenServer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let dir = TempDir::new("token");
+        let (key, cert) = (dir.join("key.pem"), dir.join("cert.pem"));
+        run(Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=distill-test-issuer"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert));
+        let der = Command::new("openssl").args(["x509", "-outform", "DER", "-in"]).arg(&cert).output().unwrap().stdout;
+        let x5c = base64(&der, false);
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, requests2, key2) = (stop.clone(), requests.clone(), key.clone());
+        let thread = std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(600);
+            while !stop2.load(Ordering::Relaxed) && Instant::now() < deadline {
+                match listener.accept() {
+                    Ok((conn, _)) => {
+                        let _ = serve_token(conn, &users, &key2, &x5c, &requests2);
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        TokenServer { port, cert, requests, stop, thread: Some(thread), _dir: dir }
+    }
+
+    pub fn realm(&self) -> String {
+        format!("http://127.0.0.1:{}/token", self.port)
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            out.push(u8::from_str_radix(&s[i + 1..i + 3], 16).unwrap_or(b'?'));
+            i += 3;
+        } else {
+            out.push(if b[i] == b'+' { b' ' } else { b[i] });
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn serve_token(
+    mut conn: TcpStream,
+    users: &[(String, String)],
+    key: &Path,
+    x5c: &str,
+    log: &std::sync::Mutex<Vec<TokenRequest>>,
+) -> std::io::Result<()> {
+    conn.set_nonblocking(false)?;
+    conn.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    while find(&buf, b"\r\n\r\n").is_none() {
+        let n = conn.read(&mut chunk)?;
+        if n == 0 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf).into_owned();
+    let path = head.split(' ').nth(1).unwrap_or("");
+    let query = path.split_once('?').map_or("", |(_, q)| q);
+    let mut scopes = Vec::new();
+    for pair in query.split('&') {
+        if let Some(v) = pair.strip_prefix("scope=") {
+            scopes.push(url_decode(v));
+        }
+    }
+    let auth = head
+        .split("\r\n")
+        .find_map(|l| l.strip_prefix("Authorization: ").or_else(|| l.strip_prefix("authorization: ")))
+        .and_then(|v| v.strip_prefix("Basic "))
+        .map(|b| String::from_utf8_lossy(&base64_decode(b.trim())).into_owned());
+    let user = match &auth {
+        None => None,
+        Some(pair) => {
+            let (u, p) = pair.split_once(':').unwrap_or((pair, ""));
+            if !users.iter().any(|(uu, pp)| uu == u && pp == p) {
+                log.lock().unwrap().push((Some(format!("{u} (refused)")), scopes));
+                let body = r#"{"details":"wrong user name or password"}"#;
+                conn.write_all(
+                    format!(
+                        "HTTP/1.1 401 Unauthorized\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                        body.len()
+                    )
+                    .as_bytes(),
+                )?;
+                return Ok(());
+            }
+            Some(u.to_string())
+        }
+    };
+    log.lock().unwrap().push((user.clone(), scopes.clone()));
+    let mut access = Vec::new();
+    for scope in scopes.iter().flat_map(|s| s.split(' ')) {
+        let mut parts = scope.splitn(3, ':');
+        let (kind, name, actions) =
+            (parts.next().unwrap_or(""), parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+        let granted: Vec<&str> = actions.split(',').filter(|a| user.is_some() || *a == "pull").collect();
+        access.push(serde_json::json!({"type": kind, "name": name, "actions": granted}));
+    }
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [x5c]});
+    let claims = serde_json::json!({
+        "iss": TOKEN_ISSUER, "sub": user.clone().unwrap_or_default(), "aud": TOKEN_SERVICE,
+        "exp": now + 300, "nbf": now - 10, "iat": now - 10, "jti": format!("{now}-{}", access.len()),
+        "access": access,
+    });
+    let signing_input = format!(
+        "{}.{}",
+        base64(&serde_json::to_vec(&header).unwrap(), true),
+        base64(&serde_json::to_vec(&claims).unwrap(), true)
+    );
+    let mut child = Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()?;
+    child.stdin.take().unwrap().write_all(signing_input.as_bytes())?;
+    let sig = child.wait_with_output()?.stdout;
+    let token = format!("{signing_input}.{}", base64(&sig, true));
+    let body = serde_json::json!({"token": token, "expires_in": 300}).to_string();
+    conn.write_all(
+        format!(
+            "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+}

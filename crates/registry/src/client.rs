@@ -250,7 +250,7 @@ impl Client {
             let mut resp = match result {
                 Ok(resp) => resp,
                 Err(e) => {
-                    if retry_left {
+                    if retry_left && !is_unknown_host(&e) {
                         self.sleep(attempt, None);
                         continue;
                     }
@@ -487,6 +487,15 @@ fn agent(tls: TlsConfig) -> Agent {
         .user_agent(concat!("distill/", env!("CARGO_PKG_VERSION")))
         .build()
         .into()
+}
+
+/// A name that does not resolve will not resolve on a retry either.
+fn is_unknown_host(e: &ureq::Error) -> bool {
+    match e {
+        ureq::Error::HostNotFound => true,
+        ureq::Error::Io(io) => io.to_string().contains("failed to lookup address"),
+        _ => false,
+    }
 }
 
 /// Whether a host (with optional port) is on the loopback interface.

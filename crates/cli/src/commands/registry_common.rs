@@ -67,6 +67,16 @@ impl PullLines {
         }
     }
 
+    /// Lines on standard error (a build's standard output may be an archive or the image ID).
+    pub fn to_stderr(quiet: bool) -> PullLines {
+        PullLines {
+            out: Mutex::new(Box::new(std::io::stderr())),
+            quiet,
+            live: false,
+            last_pct: Mutex::new(Default::default()),
+        }
+    }
+
     pub fn line(&self, text: &str) {
         if self.quiet {
             return;

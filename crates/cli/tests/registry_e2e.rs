@@ -163,6 +163,33 @@ fn basic_auth_login_push_pull_and_wrong_password() {
     assert!(out.status.success());
     let out = distill_cmd(&c).env("DOCKER_CONFIG", &config).args(["pull", &target]).output().unwrap();
     assert!(!out.status.success());
+
+    // A credential helper named by credHelpers supplies the login.
+    let helper_dir = tmp.join("helpers");
+    std::fs::create_dir_all(&helper_dir).unwrap();
+    let helper = helper_dir.join("docker-credential-fake");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = {} ] && echo '{{\"Username\":\"alice\",\"Secret\":\"s3cret\"}}' && exit 0\necho 'credentials not found in native keychain'; exit 1\n",
+            reg.host()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let helper_config = tmp.join("docker-helper");
+    std::fs::create_dir_all(&helper_config).unwrap();
+    std::fs::write(helper_config.join("config.json"), format!(r#"{{"credHelpers":{{"{}":"fake"}}}}"#, reg.host()))
+        .unwrap();
+    let path = format!("{}:{}", helper_dir.display(), std::env::var("PATH").unwrap_or_default());
+    let out = distill_cmd(&tmp.join("store-d"))
+        .env("DOCKER_CONFIG", &helper_config)
+        .env("PATH", path)
+        .args(["pull", &target])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
@@ -256,4 +283,39 @@ fn chunked_uploads_and_cross_repository_mounts() {
     drop(writer);
     assert_eq!(pulled.image.digest, image.digest);
     distill_ok(&b, &["fsck"]);
+}
+
+#[test]
+fn tls_with_extra_ca_certificates_or_without_verification() {
+    use distill_image::reference::Reference;
+    use distill_image::store::Store;
+    use distill_registry::{Client, ClientOptions, NoPushProgress, RegistryError};
+    if !ready("tls_with_extra_ca_certificates_or_without_verification") || !require_tools("tls", &["openssl"]) {
+        return;
+    }
+    let tmp = TempDir::new("reg-tls");
+    let (ca, cert, key) = test_certificates(tmp.path());
+    let reg = Registry::start_with(Auth::None, Some((cert, key)));
+    let a = tmp.join("store-a");
+    let archive = multilayer_archive(tmp.path(), "app:v1", 1, 10_000, 31);
+    distill_ok(&a, &["load", "-i", archive.to_str().unwrap()]);
+    let store = Store::open(&a).unwrap();
+    let image = store.resolve("app:v1").unwrap();
+    let target = Reference::parse_normalized(&format!("{}/tls/app:v1", reg.host())).unwrap();
+    // Loopback is normally trusted like Docker does; here it must verify.
+    let strict = ClientOptions { insecure_loopback: false, ..ClientOptions::default() };
+
+    let no_ca = Client::new(strict.clone()).unwrap();
+    let err = no_ca.push_image(&store, &image, &target, &NoPushProgress).unwrap_err();
+    assert!(matches!(err, RegistryError::Transport { .. }) && err.to_string().contains("certificate"), "{err}");
+
+    let with_ca = Client::new(ClientOptions { ca_certs: vec![ca], ..strict.clone() }).unwrap();
+    let pushed = with_ca.push_image(&store, &image, &target, &NoPushProgress).unwrap();
+    assert_eq!(pushed.digest, image.digest);
+
+    let unverified = Client::new(ClientOptions { tls_verify: false, ..strict }).unwrap();
+    unverified.push_image(&store, &image, &target, &NoPushProgress).unwrap();
+
+    // The CLI over https (loopback: not verified, like docker).
+    distill_ok(&tmp.join("store-b"), &["pull", &target.to_string()]);
 }

@@ -26,6 +26,8 @@ pub struct ClientOptions {
     /// `skopeo --tls-verify=false`). Loopback registries are always treated
     /// this way, as Docker does.
     pub tls_verify: bool,
+    /// Treat loopback registries as insecure (no verification, http allowed), as Docker does.
+    pub insecure_loopback: bool,
     /// Extra CA certificates (PEM files) trusted besides the built-in roots.
     pub ca_certs: Vec<PathBuf>,
     /// Credentials for every registry, overriding the docker config.
@@ -49,6 +51,7 @@ impl Default for ClientOptions {
     fn default() -> Self {
         ClientOptions {
             tls_verify: true,
+            insecure_loopback: true,
             ca_certs: Vec::new(),
             credentials: None,
             docker_config: None,
@@ -123,8 +126,7 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub fn new(method: &'static str, url: String, repo: &Repo, scope: String, reference: &str) -> Call<'a> {
-        let _ = repo;
+    pub fn new(method: &'static str, url: String, scope: String, reference: &str) -> Call<'a> {
         Call {
             method,
             url,
@@ -198,7 +200,7 @@ impl Client {
 
     /// Whether `host` is reached without TLS verification (and maybe over http).
     fn is_insecure(&self, host: &str) -> bool {
-        !self.opts.tls_verify || is_loopback(host)
+        !self.opts.tls_verify || (self.opts.insecure_loopback && is_loopback(host))
     }
 
     fn agent_for(&self, host: &str) -> &Agent {
@@ -250,7 +252,7 @@ impl Client {
             let mut resp = match result {
                 Ok(resp) => resp,
                 Err(e) => {
-                    if retry_left && !is_unknown_host(&e) {
+                    if retry_left && !is_permanent(&e) {
                         self.sleep(attempt, None);
                         continue;
                     }
@@ -489,11 +491,19 @@ fn agent(tls: TlsConfig) -> Agent {
         .into()
 }
 
-/// A name that does not resolve will not resolve on a retry either.
-fn is_unknown_host(e: &ureq::Error) -> bool {
+/// Failures a retry cannot fix: a name that does not resolve, a
+/// certificate that does not verify, a malformed URL.
+fn is_permanent(e: &ureq::Error) -> bool {
     match e {
-        ureq::Error::HostNotFound => true,
-        ureq::Error::Io(io) => io.to_string().contains("failed to lookup address"),
+        ureq::Error::HostNotFound
+        | ureq::Error::BadUri(_)
+        | ureq::Error::Tls(_)
+        | ureq::Error::Rustls(_)
+        | ureq::Error::Pem(_) => true,
+        ureq::Error::Io(io) => {
+            let m = io.to_string();
+            m.contains("failed to lookup address") || m.contains("invalid peer certificate")
+        }
         _ => false,
     }
 }

@@ -129,11 +129,10 @@ impl DockerConfig {
     pub fn store(&mut self, registry: &str, creds: &Credentials) -> Result<()> {
         let key = config_key(registry);
         let helper = self.helper(registry);
-        let auths = self.json.entry("auths").or_insert_with(|| json!({}));
-        if !auths.is_object() {
-            *auths = json!({});
-        }
-        let auths = auths.as_object_mut().expect("just made an object");
+        let mut auths = match self.json.remove("auths") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
         if let Some(helper) = helper {
             helper_store(&helper, &key, creds)?;
             // Docker leaves an empty entry so `docker login` output lists the registry.
@@ -142,6 +141,7 @@ impl DockerConfig {
             let auth = STANDARD.encode(format!("{}:{}", creds.username, creds.password));
             auths.insert(key, json!({ "auth": auth }));
         }
+        self.json.insert("auths".to_string(), Value::Object(auths));
         self.save()
     }
 

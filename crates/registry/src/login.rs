@@ -11,7 +11,7 @@ impl Client {
         let host = if crate::docker_config::is_docker_hub(registry) { "registry-1.docker.io" } else { registry };
         let repo = Repo { registry: registry.to_string(), host: host.to_string(), path: String::new() };
         let url = format!("{}/v2/", self.base_url(host));
-        let call = Call::new("GET", url.clone(), &repo, String::new(), registry);
+        let call = Call::new("GET", url.clone(), String::new(), registry);
         let mut resp = self.execute(&repo, &call)?;
         match resp.status().as_u16() {
             200..=299 => Ok(()),

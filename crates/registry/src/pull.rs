@@ -120,7 +120,7 @@ impl Client {
     /// Fetches a manifest or index by tag or digest, verified against the
     /// digest asked for (or the one the registry announces).
     pub fn fetch_manifest(&self, repo: &Repo, tag_or_digest: &str, reference: &str) -> Result<FetchedManifest> {
-        let call = Call::new("GET", self.manifest_url(repo, tag_or_digest), repo, repo.pull_scope(), reference)
+        let call = Call::new("GET", self.manifest_url(repo, tag_or_digest), repo.pull_scope(), reference)
             .header("accept", MANIFEST_ACCEPT);
         let mut resp = self.execute(repo, &call)?;
         match resp.status().as_u16() {
@@ -493,7 +493,7 @@ impl Client {
         progress: &dyn PullProgress,
     ) -> Result<()> {
         let offset = sink.len();
-        let mut call = Call::new("GET", url.to_string(), repo, repo.pull_scope(), reference);
+        let mut call = Call::new("GET", url.to_string(), repo.pull_scope(), reference);
         if offset > 0 {
             call = call.header("range", format!("bytes={offset}-"));
         }
@@ -550,7 +550,7 @@ impl Client {
             sink.restart()?;
             let host = url.split("://").nth(1).and_then(|r| r.split('/').next()).unwrap_or("");
             let repo = Repo { registry: host.to_string(), host: host.to_string(), path: String::new() };
-            let call = Call::new("GET", url.clone(), &repo, String::new(), reference);
+            let call = Call::new("GET", url.clone(), String::new(), reference);
             match self.execute(&repo, &call) {
                 Ok(mut resp) if resp.status().as_u16() == 200 => {
                     let mut body = resp.body_mut().as_reader();

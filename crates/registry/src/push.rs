@@ -174,7 +174,7 @@ impl Client {
 
     /// Whether the repository has the blob (HEAD).
     pub fn blob_exists(&self, repo: &Repo, digest: &Digest, reference: &str) -> Result<bool> {
-        let call = Call::new("HEAD", self.blob_url(repo, digest), repo, repo.push_scope(), reference);
+        let call = Call::new("HEAD", self.blob_url(repo, digest), repo.push_scope(), reference);
         let mut resp = self.execute(repo, &call)?;
         match resp.status().as_u16() {
             200 => Ok(true),
@@ -249,7 +249,7 @@ impl Client {
             url.push_str(&format!("?mount={}&from={}", urlencode(&desc.digest.to_string()), urlencode(from)));
             scope.push_str(&format!(" repository:{from}:pull"));
         }
-        let call = Call::new("POST", url, repo, scope.clone(), reference);
+        let call = Call::new("POST", url, scope.clone(), reference);
         let mut resp = self.execute(repo, &call)?;
         let status = resp.status().as_u16();
         if status == 201 && mount_from.is_some() {
@@ -272,7 +272,7 @@ impl Client {
             let mut offset = 0u64;
             while offset < desc.size {
                 let n = self.opts.chunk_size.max(1).min(desc.size - offset);
-                let call = Call::new("PATCH", location.clone(), repo, scope.clone(), reference)
+                let call = Call::new("PATCH", location.clone(), scope.clone(), reference)
                     .header("content-type", octet)
                     .header("content-range", format!("{offset}-{}", offset + n - 1))
                     .body(CallBody::File { path, offset, len: n })
@@ -318,7 +318,7 @@ impl Client {
     ) -> Result<BlobOutcome> {
         let sep = if location.contains('?') { '&' } else { '?' };
         let url = format!("{location}{sep}digest={}", urlencode(&desc.digest.to_string()));
-        let call = Call::new("PUT", url, repo, scope.to_string(), reference)
+        let call = Call::new("PUT", url, scope.to_string(), reference)
             .header("content-type", "application/octet-stream")
             .body(body)
             .no_retry();
@@ -372,7 +372,7 @@ impl Client {
     ) -> Result<Digest> {
         let digest = Digest::of(bytes);
         let url = format!("{}/v2/{}/manifests/{tag_or_digest}", self.base_url(&repo.host), repo.path);
-        let call = Call::new("PUT", url, repo, repo.push_scope(), reference)
+        let call = Call::new("PUT", url, repo.push_scope(), reference)
             .header("content-type", media_type)
             .body(CallBody::Bytes(bytes));
         let mut resp = self.execute(repo, &call)?;

@@ -220,6 +220,12 @@ fn pulls_each_platform_of_an_index_skopeo_pushed() {
         assert!(out.contains(&format!("Digest: {index}")), "{out}");
         let arch_seen = distill_ok(&root, &["inspect", "--format", "{{.Architecture}}", &target]);
         assert_eq!(arch_seen.trim(), arch, "{platform}");
+        // Pinned by the index's digest: pulled again (nothing new) and found by that digest.
+        let pinned = format!("{}/multi/app@{index}", reg.host());
+        let out = distill_ok(&root, &["pull", "--platform", platform, &pinned]);
+        assert!(out.contains("Image is up to date"), "{out}");
+        let arch_seen = distill_ok(&root, &["inspect", "--format", "{{.Architecture}}", &pinned]);
+        assert_eq!(arch_seen.trim(), arch, "{platform} by index digest");
         let rootfs = tmp.join(&format!("rootfs-{arch}.tar"));
         distill_ok(&root, &["export", "-o", rootfs.to_str().unwrap(), &target]);
         let listing = run(Command::new("tar").arg("-xOf").arg(&rootfs).arg("--wildcards").arg("*platform"));

@@ -174,6 +174,15 @@ impl Client {
     /// Returns the manifest and the digest the reference named (an index's
     /// digest for a multi-platform image).
     pub fn resolve(&self, reference: &Reference, platform: &Platform) -> Result<(FetchedManifest, Digest)> {
+        self.resolve_with_index(reference, platform).map(|(m, d, _)| (m, d))
+    }
+
+    /// [`Self::resolve`], also returning the index's bytes when there was one.
+    fn resolve_with_index(
+        &self,
+        reference: &Reference,
+        platform: &Platform,
+    ) -> Result<(FetchedManifest, Digest, Option<Vec<u8>>)> {
         let repo = Repo::of(reference);
         let name = reference.to_string();
         let first = match reference.digest() {
@@ -182,6 +191,7 @@ impl Client {
         };
         let mut fetched = self.fetch_manifest(&repo, &first, &name)?;
         let resolved = fetched.digest;
+        let mut top_index = None;
         for _ in 0..2 {
             if !media_type::is_index(&fetched.media_type) {
                 break;
@@ -194,6 +204,9 @@ impl Client {
                 available: available_platforms(&index),
             })?;
             let child = self.fetch_manifest(&repo, &chosen.digest.to_string(), &name)?;
+            if top_index.is_none() {
+                top_index = Some(fetched.bytes.clone());
+            }
             if child.bytes.len() as u64 != chosen.size {
                 return Err(RegistryError::SizeMismatch {
                     what: format!("manifest {} of {name}", chosen.digest),
@@ -209,7 +222,7 @@ impl Client {
                 format!("{} is not an image manifest", fetched.media_type),
             ));
         }
-        Ok((fetched, resolved))
+        Ok((fetched, resolved, top_index))
     }
 
     /// Fetches a small blob (a config) into memory, verified.
@@ -234,7 +247,7 @@ impl Client {
         let reference = reference.clone().with_default_tag();
         let name = reference.to_string();
         let repo = Repo::of(&reference);
-        let (fetched, resolved) = self.resolve(&reference, platform)?;
+        let (fetched, resolved, index_bytes) = self.resolve_with_index(&reference, platform)?;
         progress.event(PullEvent::Resolved {
             manifest: fetched.digest,
             index: (resolved != fetched.digest).then_some(resolved),
@@ -296,6 +309,10 @@ impl Client {
         }
         writer.put_blob(&config_bytes)?;
         let manifest_digest = writer.put_blob(&fetched.bytes)?;
+        // Kept so that `name@<index digest>` finds the image (see `Store::resolve`).
+        if let Some(index) = &index_bytes {
+            writer.put_blob(index)?;
+        }
         let tag = reference.tag().is_some().then(|| reference.clone());
         let record = ImageRecord {
             digest: manifest_digest,

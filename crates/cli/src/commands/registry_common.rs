@@ -11,7 +11,7 @@ use distill_registry::{
     Client, ClientOptions, Credentials, DockerConfig, PullEvent, PullProgress, PushEvent, PushProgress,
 };
 
-use super::image_common::short_id;
+use super::image_common::{human_size, short_id};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct RegistryArgs {
@@ -48,23 +48,28 @@ impl RegistryArgs {
     }
 }
 
-/// Docker-style pull lines (`abc123: Pull complete`), one per state change.
+/// Docker-style pull progress. On a terminal, one line per layer redrawn in
+/// place (`abc123: Downloading [====>   ] 12.3MB/40MB`); elsewhere one line
+/// per state change (`abc123: Pull complete`), which reads well in logs.
 pub struct PullLines {
     out: Mutex<Box<dyn Write + Send>>,
     quiet: bool,
-    /// Print download percentages (a terminal).
     live: bool,
-    last_pct: Mutex<std::collections::HashMap<Digest, u64>>,
+    board: Mutex<Board>,
+}
+
+/// The layers shown on a terminal, in order, and how many lines were drawn last.
+#[derive(Default)]
+struct Board {
+    rows: Vec<(Digest, String)>,
+    drawn: usize,
+    last_draw: Option<std::time::Instant>,
 }
 
 impl PullLines {
     pub fn new(quiet: bool) -> PullLines {
-        PullLines {
-            out: Mutex::new(Box::new(std::io::stdout())),
-            quiet,
-            live: std::io::stdout().is_terminal(),
-            last_pct: Mutex::new(Default::default()),
-        }
+        let live = !quiet && std::io::stdout().is_terminal() && std::env::var_os("TERM").is_some_and(|t| t != "dumb");
+        PullLines { out: Mutex::new(Box::new(std::io::stdout())), quiet, live, board: Mutex::new(Board::default()) }
     }
 
     /// Lines on standard error (a build's standard output may be an archive or the image ID).
@@ -73,7 +78,7 @@ impl PullLines {
             out: Mutex::new(Box::new(std::io::stderr())),
             quiet,
             live: false,
-            last_pct: Mutex::new(Default::default()),
+            board: Mutex::new(Board::default()),
         }
     }
 
@@ -84,32 +89,75 @@ impl PullLines {
         let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
         let _ = writeln!(out, "{text}");
         let _ = out.flush();
+        // Text printed below the board: the next redraw starts under it.
+        self.board.lock().unwrap_or_else(|e| e.into_inner()).drawn = 0;
     }
+
+    /// Sets a layer's status; on a terminal redraws (at most ten times a
+    /// second for progress, always for state changes), else prints a line.
+    fn status(&self, digest: Digest, text: String, progress_only: bool) {
+        if self.quiet {
+            return;
+        }
+        if !self.live {
+            if !progress_only {
+                self.line(&format!("{}: {text}", short_id(&digest)));
+            }
+            return;
+        }
+        let mut board = self.board.lock().unwrap_or_else(|e| e.into_inner());
+        match board.rows.iter_mut().find(|(d, _)| *d == digest) {
+            Some(row) => row.1 = text,
+            None => board.rows.push((digest, text)),
+        }
+        let now = std::time::Instant::now();
+        if progress_only && board.last_draw.is_some_and(|t| now.duration_since(t).as_millis() < 100) {
+            return;
+        }
+        board.last_draw = Some(now);
+        let mut out = self.out.lock().unwrap_or_else(|e| e.into_inner());
+        let mut frame = String::new();
+        if board.drawn > 0 {
+            frame.push_str(&format!("\x1b[{}A", board.drawn));
+        }
+        for (d, t) in &board.rows {
+            frame.push_str(&format!("\x1b[2K{}: {t}\n", short_id(d)));
+        }
+        board.drawn = board.rows.len();
+        let _ = out.write_all(frame.as_bytes());
+        let _ = out.flush();
+    }
+}
+
+/// `[=====>      ] 12.3MB/40MB`, as docker draws it.
+fn bar(done: u64, size: u64) -> String {
+    const WIDTH: u64 = 40;
+    let filled = (done.min(size) * WIDTH).checked_div(size).unwrap_or(WIDTH);
+    let mut b = "=".repeat(filled as usize);
+    if filled < WIDTH {
+        b.push('>');
+        b.push_str(&" ".repeat((WIDTH - filled - 1) as usize));
+    }
+    format!("[{b}] {}/{}", human_size(done), human_size(size))
 }
 
 impl PullProgress for PullLines {
     fn event(&self, event: PullEvent) {
         match event {
             PullEvent::Resolved { .. } => {}
-            PullEvent::LayerExists { digest } => self.line(&format!("{}: Already exists", short_id(&digest))),
-            PullEvent::LayerWaiting { digest, .. } => self.line(&format!("{}: Pulling fs layer", short_id(&digest))),
+            PullEvent::LayerExists { digest } => self.status(digest, "Already exists".into(), false),
+            PullEvent::LayerWaiting { digest, .. } => self.status(digest, "Pulling fs layer".into(), false),
             PullEvent::LayerProgress { digest, done, size } => {
-                if !self.live || size == 0 {
-                    return;
-                }
-                // Every 25 %: enough to see it move without flooding a log.
-                let pct = done * 100 / size / 25 * 25;
-                let mut last = self.last_pct.lock().unwrap_or_else(|e| e.into_inner());
-                if last.get(&digest).is_none_or(|p| *p < pct) && pct < 100 {
-                    last.insert(digest, pct);
-                    drop(last);
-                    self.line(&format!("{}: Downloading {pct}% of {size} bytes", short_id(&digest)));
-                }
+                self.status(digest, format!("Downloading {}", bar(done, size)), true)
             }
             PullEvent::LayerRetry { digest, offset, reason } => {
-                eprintln!("{}: retrying from byte {offset}: {reason}", short_id(&digest));
+                if self.live {
+                    self.status(digest, format!("Retrying from byte {offset}: {reason}"), false);
+                } else if !self.quiet {
+                    eprintln!("{}: retrying from byte {offset}: {reason}", short_id(&digest));
+                }
             }
-            PullEvent::LayerVerified { digest } => self.line(&format!("{}: Pull complete", short_id(&digest))),
+            PullEvent::LayerVerified { digest } => self.status(digest, "Pull complete".into(), false),
         }
     }
 }

@@ -87,10 +87,15 @@ export DISTILL_ROOT=$work/store-a
 bytes=$(du -cb "$work"/store-a/blobs/sha256/* | tail -1 | cut -f1)
 mb=$(python3 -c "print(round($bytes / 1e6, 1))")
 
-best() { # best wall time of $RUNS runs of "$@" with N substituted by the run number
+# Before every push: an empty registry, so every blob really travels (skopeo
+# would otherwise mount blobs it remembers from its previous run).
+reset_registry() { rm -rf "$work/storage/docker"; }
+
+best() { # best wall time of $RUNS runs of "$@" with @N@ replaced by the run number
   local best=
   for n in $(seq "$RUNS"); do
     local start end t
+    [ -n "${RESET:-}" ] && reset_registry
     start=$(date +%s.%N)
     eval "${*//@N@/$n}" >/dev/null 2>"$work/err" || { cat "$work/err" >&2; exit 1; }
     end=$(date +%s.%N)
@@ -100,9 +105,9 @@ best() { # best wall time of $RUNS runs of "$@" with N substituted by the run nu
   echo "$best"
 }
 
-push_d=$(best "'$DISTILL' push bench:v1 $host/bench/distill-push-@N@:v1")
-push_s=$(best "skopeo copy -q --dest-tls-verify=false oci:$work/store-a:bench:v1 docker://$host/bench/skopeo-push-@N@:v1")
-"$DISTILL" push -q bench:v1 "$host/bench/source:v1"
+push_d=$(RESET=1 best "'$DISTILL' push bench:v1 $host/bench/distill-push-@N@:v1")
+push_s=$(RESET=1 best "skopeo copy -q --dest-tls-verify=false oci:$work/store-a:bench:v1 docker://$host/bench/skopeo-push-@N@:v1")
+"$DISTILL" push -q bench:v1 "$host/bench/source:v1" >/dev/null
 pull_d=$(best "DISTILL_ROOT=$work/pull-d-@N@ '$DISTILL' pull -q $host/bench/source:v1")
 pull_s=$(best "skopeo copy -q --src-tls-verify=false docker://$host/bench/source:v1 oci:$work/pull-s-@N@:x")
 

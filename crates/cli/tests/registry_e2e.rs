@@ -232,6 +232,31 @@ fn pulls_each_platform_of_an_index_skopeo_pushed() {
         assert!(listing.starts_with(arch), "{platform}: {listing}");
         distill_ok(&root, &["fsck"]);
     }
+    // The same as a Docker manifest list with schema 2 manifests.
+    let docker = format!("{}/multi/docker:1", reg.host());
+    run(Command::new("skopeo").args([
+        "copy",
+        "--all",
+        "--format",
+        "v2s2",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:multi", layout.display()),
+        &format!("docker://{docker}"),
+    ]));
+    let raw =
+        run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{docker}")]));
+    assert!(raw.contains("application/vnd.docker.distribution.manifest.list.v2+json"), "{raw}");
+    let root = tmp.join("store-docker");
+    for (platform, arch) in [("linux/arm64", "arm64"), ("linux/amd64", "amd64")] {
+        distill_ok(&root, &["pull", "--platform", platform, &docker]);
+        let arch_seen = distill_ok(&root, &["inspect", "--format", "{{.Architecture}}", &docker]);
+        assert_eq!(arch_seen.trim(), arch, "{platform} from a manifest list");
+        let store = distill_image::store::Store::open(&root).unwrap();
+        let record = store.resolve(&docker).unwrap();
+        assert_eq!(record.media_type, "application/vnd.docker.distribution.manifest.v2+json");
+    }
+    distill_ok(&root, &["fsck"]);
+
     // A platform the index lacks: a clear error listing what there is.
     let out = distill(&tmp.join("store-x"), &["pull", "--platform", "linux/s390x", &target]);
     assert!(!out.status.success());

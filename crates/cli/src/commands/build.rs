@@ -142,7 +142,8 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
             host.architecture
         );
     }
-    let pull_lines = PullLines::to_stderr(args.quiet || matches!(args.progress, Mode::Quiet));
+    // Pull lines would break the JSON stream of rawjson.
+    let pull_lines = PullLines::to_stderr(args.quiet || matches!(args.progress, Mode::Quiet | Mode::RawJson));
     let wants_registry = exports.iter().any(|e| matches!(e, Some(Export::Registry { .. })));
     let client = if args.pull || wants_registry || needs_pull(&store, &dockerfile.bytes, &plan) {
         Some(args.registry.client()?)

@@ -42,8 +42,7 @@ impl Registry {
 
     /// With TLS: `tls` is (certificate chain PEM, key PEM).
     pub fn start_with(auth: Auth, tls: Option<(PathBuf, PathBuf)>) -> Registry {
-        let dir = TempDir::new("registry");
-        let port = free_port();
+        let mut dir = TempDir::new("registry");
         let auth_yaml = match &auth {
             Auth::None => String::new(),
             Auth::Basic(users) => {
@@ -64,36 +63,49 @@ impl Registry {
             Some((cert, key)) => format!("  tls:\n    certificate: {}\n    key: {}\n", cert.display(), key.display()),
             None => String::new(),
         };
-        let config = format!(
-            "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_yaml}{auth_yaml}",
-            dir.join("storage").display()
-        );
-        fs::write(dir.join("config.yml"), config).unwrap();
-        let log = fs::File::create(dir.join("registry.log")).unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(dir.join("config.yml"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("starts docker-registry");
-        let mut reg = Registry { child, port, dir };
-        reg.wait_ready();
-        reg
+        // Tests run in parallel: a port found free may be taken before the
+        // registry binds it; then try another.
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_yaml}{auth_yaml}",
+                dir.join("storage").display()
+            );
+            fs::write(dir.join("config.yml"), config).unwrap();
+            let log = fs::File::create(dir.join("registry.log")).unwrap();
+            let child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(dir.join("config.yml"))
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starts docker-registry");
+            let mut reg = Registry { child, port, dir };
+            if reg.wait_ready() {
+                return reg;
+            }
+            assert!(reg.log().contains("address already in use"), "docker-registry exited:\n{}", reg.log());
+            dir = std::mem::replace(&mut reg.dir, TempDir::new("registry-spare"));
+        }
+        panic!("docker-registry found no free port");
     }
 
-    fn wait_ready(&mut self) {
+    /// Waits until the registry answers; false if it exited.
+    fn wait_ready(&mut self) -> bool {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                panic!("docker-registry exited ({status}):\n{}", self.log());
+            if self.child.try_wait().unwrap().is_some() {
+                return false;
             }
             if let Ok(mut s) = TcpStream::connect(("127.0.0.1", self.port)) {
                 let _ = s.write_all(b"GET /v2/ HTTP/1.0\r\n\r\n");
                 let mut buf = [0u8; 12];
                 if s.read_exact(&mut buf).is_ok() && buf.starts_with(b"HTTP/1.") {
-                    return;
+                    // The answer may have come from another test's server on
+                    // this port: ours would be exiting with "address in use".
+                    std::thread::sleep(Duration::from_millis(200));
+                    return self.child.try_wait().unwrap().is_none();
                 }
             }
             std::thread::sleep(Duration::from_millis(50));

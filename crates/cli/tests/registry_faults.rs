@@ -98,3 +98,56 @@ fn corrupt_blobs_are_rejected_and_the_store_stays_clean() {
     let leftovers: Vec<_> = std::fs::read_dir(b.join("tmp")).unwrap().collect();
     assert!(leftovers.is_empty(), "staging left behind: {leftovers:?}");
 }
+
+#[test]
+fn push_retries_through_faults() {
+    use distill_image::reference::Reference;
+    use distill_registry::{Client, ClientOptions, NoPushProgress};
+    if !ready("push_retries_through_faults") {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let tmp = TempDir::new("faults-push");
+    let a = tmp.join("store-a");
+    let archive = multilayer_archive(tmp.path(), "app:v1", 2, 300_000, 9);
+    distill_ok(&a, &["load", "-i", archive.to_str().unwrap()]);
+    // Upload URLs are unique per session: count PATCHes and final PUTs over all of them.
+    let patches = std::sync::atomic::AtomicUsize::new(0);
+    let finals = std::sync::atomic::AtomicUsize::new(0);
+    let proxy = FaultProxy::start(reg.port, move |r| {
+        let first = |n: &std::sync::atomic::AtomicUsize| n.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0;
+        match r.method.as_str() {
+            "HEAD" if r.seen == 0 => Fault::Status(429),
+            // The first chunk fails, so does the first final PUT: each time
+            // the upload session starts over.
+            "PATCH" if first(&patches) => Fault::Status(500),
+            "PUT" if r.path.contains("digest=") && first(&finals) => Fault::Status(503),
+            "PUT" if r.path.contains("/manifests/") && r.seen == 0 => Fault::Status(502),
+            _ => Fault::Pass,
+        }
+    });
+    let store = Store::open(&a).unwrap();
+    let image = store.resolve("app:v1").unwrap();
+    let client = Client::new(ClientOptions {
+        monolithic_max: 100_000,
+        chunk_size: 100_000,
+        backoff: std::time::Duration::from_millis(20),
+        ..ClientOptions::default()
+    })
+    .unwrap();
+    let target = Reference::parse_normalized(&format!("{}/faults/pushed:v1", proxy.host())).unwrap();
+    let pushed = client.push_image(&store, &image, &target, &NoPushProgress).unwrap();
+    assert_eq!(pushed.digest, image.digest);
+    let faults = proxy.faults();
+    for kind in ["PATCH", "PUT", "HEAD"] {
+        assert!(faults.iter().any(|(r, f)| r.method == kind && *f != Fault::Pass), "no {kind} fault: {faults:?}");
+    }
+    // What arrived is intact: pull it back directly from the registry.
+    let b = tmp.join("store-b");
+    distill_ok(&b, &["pull", &format!("{}/faults/pushed:v1", reg.host())]);
+    assert_eq!(
+        Store::open(&b).unwrap().resolve(&format!("{}/faults/pushed:v1", reg.host())).unwrap().digest,
+        image.digest
+    );
+    distill_ok(&b, &["fsck"]);
+}

@@ -5,7 +5,7 @@ use std::io::{self, BufRead, IsTerminal};
 use std::process::ExitCode;
 
 use anyhow::{Context, bail};
-use distill_registry::{Credentials, DockerConfig};
+use distill_registry::{Client, ClientOptions, Credentials, DockerConfig};
 
 use super::registry_common::RegistryArgs;
 
@@ -71,11 +71,9 @@ pub fn run_login(args: LoginArgs) -> anyhow::Result<ExitCode> {
         bail!("the password is empty");
     }
     let creds = Credentials::new(username, password);
-    let mut opts = args.registry_opts.clone();
-    opts.creds = None;
-    let mut client_opts = opts.client()?.options().clone();
-    client_opts.credentials = Some(creds.clone());
-    let client = distill_registry::Client::new(client_opts)?;
+    // Exactly these credentials are checked, never a stored login.
+    let client_opts = ClientOptions { credentials: Some(creds.clone()), ..args.registry_opts.options()? };
+    let client = Client::new(client_opts)?;
     client.check_login(&registry).with_context(|| format!("logging in to {registry}"))?;
     let mut config = DockerConfig::load_default()?;
     config.store(&registry, &creds)?;

@@ -29,6 +29,11 @@ pub struct RegistryArgs {
 
 impl RegistryArgs {
     pub fn client(&self) -> anyhow::Result<Client> {
+        Ok(Client::new(self.options()?)?)
+    }
+
+    /// The client settings these options ask for, with stored logins from Docker's config.
+    pub fn options(&self) -> anyhow::Result<ClientOptions> {
         let credentials = match &self.creds {
             Some(c) => {
                 let (u, p) = c.split_once(':').context("--creds: expected USER:PASSWORD")?;
@@ -37,14 +42,13 @@ impl RegistryArgs {
             None => None,
         };
         let docker_config = DockerConfig::load_default()?;
-        let opts = ClientOptions {
+        Ok(ClientOptions {
             tls_verify: self.tls_verify,
             ca_certs: self.ca_certs.clone(),
             credentials,
             docker_config: Some(docker_config),
             ..ClientOptions::default()
-        };
-        Ok(Client::new(opts)?)
+        })
     }
 }
 

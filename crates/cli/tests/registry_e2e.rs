@@ -350,3 +350,32 @@ fn tls_with_extra_ca_certificates_or_without_verification() {
     // The CLI over https (loopback: not verified, like docker).
     distill_ok(&tmp.join("store-b"), &["pull", &target.to_string()]);
 }
+
+#[test]
+fn push_compresses_uncompressed_layers_on_request() {
+    if !ready("push_compresses_uncompressed_layers_on_request") {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let tmp = TempDir::new("reg-compress");
+    let (a, b) = (tmp.join("store-a"), tmp.join("store-b"));
+    // Layers 0 and 2 are plain tars, layer 1 is gzip'd.
+    let archive = multilayer_archive(tmp.path(), "app:v1", 3, 200_000, 41);
+    distill_ok(&a, &["load", "-i", archive.to_str().unwrap()]);
+    let target = format!("{}/compressed/app:v1", reg.host());
+    let first = distill_ok(&a, &["push", "-q", "--compression", "gzip", "app:v1", &target]);
+    let raw = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{target}")]));
+    let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    let layers = m["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 3);
+    assert!(layers.iter().all(|l| l["mediaType"].as_str().unwrap().ends_with("gzip")), "{raw}");
+    // Deterministic: the same variant again, nothing to upload.
+    let again = distill_ok(&a, &["push", "--compression", "gzip", "app:v1", &target]);
+    assert!(again.contains(first.trim()) && again.matches("Layer already exists").count() >= 3, "{again}");
+    // The same image (config) comes back, and unpacks to the same diff_ids.
+    distill_ok(&b, &["pull", &target]);
+    let id = |root: &std::path::Path, r: &str| distill_image::store::Store::open(root).unwrap().resolve(r).unwrap().config;
+    assert_eq!(id(&a, "app:v1"), id(&b, &target));
+    distill_ok(&a, &["fsck"]);
+    distill_ok(&b, &["fsck"]);
+}

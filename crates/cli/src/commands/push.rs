@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context;
+use anyhow::{Context, bail};
+use distill_image::layer::Compression;
 use distill_image::reference::Reference;
+use distill_registry::compressed_variant;
 
 use super::image_common::StoreArgs;
 use super::registry_common::{PushLines, RegistryArgs};
@@ -16,6 +18,10 @@ pub struct PushArgs {
     /// Where to push [default: IMAGE, when it is a name].
     #[arg(value_name = "NAME[:TAG]")]
     pub destination: Option<String>,
+    /// Compress uncompressed layers on the way (`gzip` or `zstd`, like `docker push`, which
+    /// gzips them); the default `keep` pushes the stored manifest byte for byte.
+    #[arg(long, default_value = "keep", value_name = "keep|gzip|zstd")]
+    pub compression: String,
     /// Print only the pushed digest.
     #[arg(short, long)]
     pub quiet: bool,
@@ -26,8 +32,18 @@ pub struct PushArgs {
 }
 
 pub fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
+    let compression = match args.compression.as_str() {
+        "keep" | "none" => Compression::None,
+        "gzip" => Compression::gzip(),
+        "zstd" => Compression::zstd(),
+        other => bail!("--compression {other:?}: expected keep, gzip or zstd"),
+    };
     let store = args.store.open()?;
-    let image = store.resolve(&args.image)?;
+    let mut image = store.resolve(&args.image)?;
+    if compression != Compression::None {
+        let writer = store.writer()?;
+        image = compressed_variant(&writer, &image, compression).context("compressing layers for the push")?;
+    }
     let dest = args.destination.as_deref().unwrap_or(&args.image);
     let target = Reference::parse_normalized(dest)
         .with_context(|| format!("invalid destination {dest:?} (give one when IMAGE is an ID)"))?

@@ -364,7 +364,8 @@ fn push_compresses_uncompressed_layers_on_request() {
     distill_ok(&a, &["load", "-i", archive.to_str().unwrap()]);
     let target = format!("{}/compressed/app:v1", reg.host());
     let first = distill_ok(&a, &["push", "-q", "--compression", "gzip", "app:v1", &target]);
-    let raw = run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{target}")]));
+    let raw =
+        run(Command::new("skopeo").args(["inspect", "--raw", "--tls-verify=false", &format!("docker://{target}")]));
     let m: serde_json::Value = serde_json::from_str(&raw).unwrap();
     let layers = m["layers"].as_array().unwrap();
     assert_eq!(layers.len(), 3);
@@ -374,7 +375,8 @@ fn push_compresses_uncompressed_layers_on_request() {
     assert!(again.contains(first.trim()) && again.matches("Layer already exists").count() >= 3, "{again}");
     // The same image (config) comes back, and unpacks to the same diff_ids.
     distill_ok(&b, &["pull", &target]);
-    let id = |root: &std::path::Path, r: &str| distill_image::store::Store::open(root).unwrap().resolve(r).unwrap().config;
+    let id =
+        |root: &std::path::Path, r: &str| distill_image::store::Store::open(root).unwrap().resolve(r).unwrap().config;
     assert_eq!(id(&a, "app:v1"), id(&b, &target));
     distill_ok(&a, &["fsck"]);
     distill_ok(&b, &["fsck"]);

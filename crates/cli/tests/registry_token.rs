@@ -81,4 +81,14 @@ fn bearer_token_flow_with_scopes() {
         "{log:?}"
     );
     distill_ok(&b, &["fsck"]);
+
+    // The token server refuses the scope: a clear "denied" naming the reference and scope.
+    let out = distill_cmd(&a)
+        .env("DOCKER_CONFIG", &config)
+        .args(["push", "app:v1", &format!("{}/forbidden/app:v1", reg.host())])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains("denied") && err.contains("repository:forbidden/app:pull,push"), "{err}");
 }

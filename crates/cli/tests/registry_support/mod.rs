@@ -626,6 +626,15 @@ fn serve_token(
         }
     };
     log.lock().unwrap().push((user.clone(), scopes.clone()));
+    // Repositories under forbidden/ are refused outright, as a token server denies access.
+    if user.is_some() && scopes.iter().any(|s| s.starts_with("repository:forbidden/")) {
+        let body = r#"{"details":"access to forbidden/ is denied"}"#;
+        conn.write_all(
+            format!("HTTP/1.1 403 Forbidden\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len())
+                .as_bytes(),
+        )?;
+        return Ok(());
+    }
     let mut access = Vec::new();
     for scope in scopes.iter().flat_map(|s| s.split(' ')) {
         let mut parts = scope.splitn(3, ':');

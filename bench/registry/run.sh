@@ -28,7 +28,8 @@ DISTILL=$CARGO_TARGET_DIR/release/distill
 work=$(mktemp -d /var/tmp/distill-bench-registry.XXXXXX)
 registry_pid=
 cleanup() {
-  [ -n "$registry_pid" ] && kill "$registry_pid" 2>/dev/null && wait "$registry_pid" 2>/dev/null
+  # `|| true`: under set -e a killed server's exit status would skip the rm.
+  if [ -n "$registry_pid" ]; then kill "$registry_pid" 2>/dev/null || true; wait "$registry_pid" 2>/dev/null || true; fi
   rm -rf "$work"
 }
 trap cleanup EXIT

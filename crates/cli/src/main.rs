@@ -41,6 +41,14 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     /// Show an image's history (like `docker history`).
     History(commands::history::HistoryArgs),
+    /// Download an image from a registry (like `docker pull`).
+    Pull(commands::pull::PullArgs),
+    /// Upload an image to a registry (like `docker push`).
+    Push(commands::push::PushArgs),
+    /// Store credentials for a registry in Docker's config.json (like `docker login`).
+    Login(commands::login::LoginArgs),
+    /// Remove stored credentials for a registry (like `docker logout`).
+    Logout(commands::login::LogoutArgs),
     /// Give an image another name (like `docker tag`).
     Tag(commands::tag::TagArgs),
     /// Run a command in a throwaway container from an image (like `docker run --rm`).
@@ -74,6 +82,10 @@ fn main() -> ExitCode {
         Command::Images(args) => commands::images::run(args),
         Command::Inspect(args) => commands::inspect::run(args),
         Command::History(args) => commands::history::run(args),
+        Command::Pull(args) => commands::pull::run(args),
+        Command::Push(args) => commands::push::run(args),
+        Command::Login(args) => commands::login::run_login(args),
+        Command::Logout(args) => commands::login::run_logout(args),
         Command::Tag(args) => commands::tag::run(args),
         Command::Rmi(args) => commands::rmi::run(args),
         Command::Run(args) => commands::run::run(args),

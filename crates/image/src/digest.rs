@@ -133,6 +133,25 @@ impl<W: Write> HashingWriter<W> {
     pub fn get_mut(&mut self) -> &mut W {
         &mut self.inner
     }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.hasher.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hasher.is_empty()
+    }
+
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        self.hasher.clone().finish()
+    }
+
+    /// Forgets what was hashed (the caller has discarded the inner content).
+    pub fn reset(&mut self) {
+        self.hasher = Hasher::new();
+    }
 }
 
 impl<W: Write> Write for HashingWriter<W> {

@@ -23,8 +23,8 @@ pub enum BuildError {
     Copy(#[from] CopyError),
     /// A base image (or `COPY --from` image) that is not in the local store.
     #[error(
-        "image {reference:?} is not in the local store, and distill cannot pull from registries yet: \
-         load it with `distill load -i IMAGE.tar` (from `docker save` or `skopeo copy … docker-archive:IMAGE.tar`) \
+        "image {reference:?} is not in the local store and could not be pulled: \
+         log in with `distill login`, or load it with `distill load -i IMAGE.tar` (from `docker save` or `skopeo copy … docker-archive:IMAGE.tar`) \
          or create it with `distill import ROOTFS.tar {reference}`"
     )]
     ImageNotFound { reference: String },

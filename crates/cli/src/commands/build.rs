@@ -16,9 +16,13 @@ use distill_image::layer::{self, ApplyOptions, Compression, WhiteoutMode, apply_
 use distill_image::reference::Reference;
 use distill_image::store::Store;
 
+use distill_dockerfile::plan::{Base, PlanOptions};
+use distill_registry::{Client, Platform};
+
 use super::check::DockerfileArgs;
 use super::image_common::StoreArgs;
 use super::slim::{SlimOptions, print_outcome, slim_image};
+use super::registry_common::{PullLines, PushLines, RegistryArgs};
 use crate::render;
 
 #[derive(Debug, clap::Args)]
@@ -31,9 +35,12 @@ pub struct BuildArgs {
     /// Do not use the cache: run every step.
     #[arg(long)]
     pub no_cache: bool,
-    /// Always fetch base images from their registry (needs the registry client, not available yet).
+    /// Always fetch base images from their registry (without it, only images missing from the store are pulled).
     #[arg(long)]
     pub pull: bool,
+    /// Push the result to the registries of its `-t` names (like `--output type=registry`).
+    #[arg(long)]
+    pub push: bool,
     /// Progress output: auto, plain, tty, quiet or rawjson.
     #[arg(long, default_value = "auto", value_name = "MODE")]
     pub progress: Mode,
@@ -67,23 +74,30 @@ pub struct BuildArgs {
     #[command(flatten)]
     pub slim_options: SlimOptions,
     #[command(flatten)]
+    pub registry: RegistryArgs,
+    #[command(flatten)]
     pub store: StoreArgs,
 }
 
 /// A parsed `--output`.
 enum Export {
-    Archive { format: ArchiveFormat, dest: PathBuf },
-    Tar { dest: PathBuf },
-    Local { dest: PathBuf },
+    Archive {
+        format: ArchiveFormat,
+        dest: PathBuf,
+    },
+    Tar {
+        dest: PathBuf,
+    },
+    Local {
+        dest: PathBuf,
+    },
+    /// `type=registry` (or `type=image,push=true`): push to these names, or the `-t` names.
+    Registry {
+        names: Vec<String>,
+    },
 }
 
 pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
-    if args.pull {
-        bail!(
-            "--pull needs a registry client, which distill does not have yet: base images come from the local store \
-             (distill load / distill import)"
-        );
-    }
     let network = match args.network.as_str() {
         "host" | "default" => Network::Host,
         "none" => Network::None,
@@ -98,7 +112,10 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     if !args.slim && args.slim_options.is_set() {
         bail!("the slim options (--keep, --probe, --trace, --entrypoint, --user, …) need --slim");
     }
-    let exports = args.output.iter().map(|o| parse_output(o)).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut exports = args.output.iter().map(|o| parse_output(o)).collect::<anyhow::Result<Vec<_>>>()?;
+    if args.push {
+        exports.push(Some(Export::Registry { names: Vec::new() }));
+    }
     let mut tags = Vec::new();
     for t in &args.tags {
         tags.push(Reference::parse_normalized(t).with_context(|| format!("invalid tag {t:?}"))?.with_default_tag());
@@ -134,6 +151,17 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
             host.os,
             host.architecture
         );
+    }
+    // Pull lines would break the JSON stream of rawjson.
+    let pull_lines = PullLines::to_stderr(args.quiet || matches!(args.progress, Mode::Quiet | Mode::RawJson));
+    let wants_registry = exports.iter().any(|e| matches!(e, Some(Export::Registry { .. })));
+    let client = if args.pull || wants_registry || needs_pull(&store, &dockerfile.bytes, &plan) {
+        Some(args.registry.client()?)
+    } else {
+        None
+    };
+    if let Some(client) = &client {
+        pull_base_images(&store, client, &dockerfile.bytes, &plan, args.pull, &pull_lines)?;
     }
     let source_date_epoch = source_date_epoch(&plan.build_args)?;
     if let Some(sde) = source_date_epoch {
@@ -189,6 +217,11 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         fs::write(path, &id).with_context(|| format!("writing {}", path.display()))?;
     }
     for export in exports {
+        if let Some(Export::Registry { names }) = &export {
+            let client = client.as_ref().context("internal: no registry client")?;
+            push_result(&store, client, &image.digest.to_string(), &tags, names, args.quiet)?;
+            continue;
+        }
         run_export(&store, &image.digest.to_string(), &tags, export)?;
     }
     if args.quiet {
@@ -209,10 +242,14 @@ fn source_date_epoch(build_args: &BTreeMap<String, String>) -> anyhow::Result<Op
 fn parse_output(spec: &str) -> anyhow::Result<Option<Export>> {
     let mut kind = None;
     let mut dest = None;
+    let mut names = Vec::new();
+    let mut push = false;
     for part in spec.split(',') {
         match part.split_once('=') {
             Some(("type", v)) => kind = Some(v.to_string()),
             Some(("dest", v)) => dest = Some(PathBuf::from(v)),
+            Some(("name", v)) => names.push(v.to_string()),
+            Some(("push", v)) => push = v == "true",
             // Docker's shorthand: `-o DIR` means type=local,dest=DIR.
             None if !spec.contains('=') => {
                 kind = Some("local".to_string());
@@ -222,6 +259,9 @@ fn parse_output(spec: &str) -> anyhow::Result<Option<Export>> {
         }
     }
     let kind = kind.unwrap_or_else(|| "local".to_string());
+    if kind == "registry" || (kind == "image" && push) {
+        return Ok(Some(Export::Registry { names }));
+    }
     if kind == "image" {
         return Ok(None);
     }
@@ -231,8 +271,101 @@ fn parse_output(spec: &str) -> anyhow::Result<Option<Export>> {
         "docker" => Export::Archive { format: ArchiveFormat::Docker, dest },
         "tar" => Export::Tar { dest },
         "local" => Export::Local { dest },
-        other => bail!("--output type={other}: expected image, oci, docker, tar or local"),
+        other => bail!("--output type={other}: expected image, registry, oci, docker, tar or local"),
     }))
+}
+
+/// The images the reachable stages read (FROM, `COPY --from`, `RUN --mount from=`), with
+/// the platform their stage asks for. Empty if the Dockerfile does not plan: the build
+/// itself then reports why.
+fn external_images(dockerfile: &[u8], plan: &PlanOptions) -> Vec<(String, Option<String>)> {
+    let Ok(p) = distill_dockerfile::plan::plan_dockerfile(dockerfile, plan) else { return Vec::new() };
+    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    for stage in p.stages.iter().filter(|s| !s.pruned) {
+        let mut names: Vec<&String> = stage.external_images.iter().collect();
+        if let Base::Image(name) = &stage.base {
+            names.insert(0, name);
+        }
+        for n in names {
+            if !out.iter().any(|(o, _)| o == n) {
+                out.push((n.clone(), stage.platform.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// Whether some image the build reads is missing from the store.
+fn needs_pull(store: &Store, dockerfile: &[u8], plan: &PlanOptions) -> bool {
+    external_images(dockerfile, plan)
+        .iter()
+        .any(|(name, _)| matches!(store.find_image(name), Err(distill_image::Error::ImageNotFound(_))))
+}
+
+/// Pulls the images the build reads: all of them with `--pull`, else those
+/// missing from the store. The solver then finds them by name, at the
+/// digest printed here.
+fn pull_base_images(
+    store: &Store,
+    client: &Client,
+    dockerfile: &[u8],
+    plan: &PlanOptions,
+    always: bool,
+    lines: &PullLines,
+) -> anyhow::Result<()> {
+    for (name, platform) in external_images(dockerfile, plan) {
+        let missing = matches!(store.find_image(&name), Err(distill_image::Error::ImageNotFound(_)));
+        if !always && !missing {
+            continue;
+        }
+        // An image ID or a local-only name is not something to pull.
+        let Ok(reference) = Reference::parse_normalized(&name) else { continue };
+        let platform = match platform {
+            Some(p) => p.parse::<Platform>().map_err(anyhow::Error::msg)?,
+            None => Platform::host(),
+        };
+        let reference = reference.with_default_tag();
+        lines.line(&format!("pulling {reference} for {platform}"));
+        let writer = store.writer()?;
+        match client.pull(&writer, &reference, &platform, lines) {
+            Ok(pulled) => lines.line(&format!("resolved {reference} to {}", pulled.resolved)),
+            // The build then fails at the instruction that names the image.
+            Err(e) if missing => eprintln!("WARNING: pulling {name} failed: {e}"),
+            Err(e) => return Err(anyhow::Error::new(e).context(format!("pulling {name}"))),
+        }
+    }
+    Ok(())
+}
+
+/// `--push` / `--output type=registry`: the result to each name (the `-t` names by default).
+fn push_result(
+    store: &Store,
+    client: &Client,
+    image: &str,
+    tags: &[Reference],
+    names: &[String],
+    quiet: bool,
+) -> anyhow::Result<()> {
+    let mut targets = Vec::new();
+    for n in names {
+        targets.push(Reference::parse_normalized(n).with_context(|| format!("invalid name {n:?}"))?.with_default_tag());
+    }
+    if targets.is_empty() {
+        targets = tags.to_vec();
+    }
+    if targets.is_empty() {
+        bail!("pushing needs a name: give -t NAME or --output type=registry,name=NAME");
+    }
+    let record = store.resolve(image)?;
+    for target in targets {
+        let pushed = client
+            .push_image(store, &record, &target, &PushLines { quiet: true })
+            .with_context(|| format!("pushing to {}", target.familiar()))?;
+        if !quiet {
+            eprintln!("pushed {target}@{}", pushed.digest);
+        }
+    }
+    Ok(())
 }
 
 fn run_export(store: &Store, image: &str, tags: &[Reference], export: Option<Export>) -> anyhow::Result<()> {
@@ -274,6 +407,8 @@ fn run_export(store: &Store, image: &str, tags: &[Reference], export: Option<Exp
             apply_layer(input, &dest, &opts).with_context(|| format!("writing {}", dest.display()))?;
             let _ = fs::remove_file(&tar);
         }
+        // Pushed by the caller, which holds the registry client.
+        Export::Registry { .. } => {}
     }
     Ok(())
 }

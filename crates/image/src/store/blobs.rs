@@ -39,6 +39,31 @@ impl BlobSink {
         Ok(BlobSink { path, out: HashingWriter::new(BufWriter::with_capacity(256 * 1024, file)) })
     }
 
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.out.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The digest of what was written so far.
+    pub fn digest(&self) -> Digest {
+        self.out.digest()
+    }
+
+    /// Throws away what was written and starts over (a download that must
+    /// begin again, e.g. when a server ignored a range request).
+    pub fn restart(&mut self) -> Result<()> {
+        self.out.flush().ctx(|| format!("writing {}", self.path.display()))?;
+        let file = self.out.get_mut().get_mut();
+        file.set_len(0).ctx(|| format!("truncating {}", self.path.display()))?;
+        io::Seek::rewind(file).ctx(|| format!("rewinding {}", self.path.display()))?;
+        self.out.reset();
+        Ok(())
+    }
+
     /// Flushes and fsyncs; the content is durable before it is renamed.
     pub fn finish(self) -> Result<StagedBlob> {
         let (buf, digest, size) = self.out.finish();

@@ -298,7 +298,7 @@ impl Store {
         match Reference::parse_normalized(spec) {
             Ok(reference) => {
                 let found = if let Some(digest) = reference.digest() {
-                    images.iter().find(|i| i.digest == digest).cloned()
+                    images.iter().find(|i| i.digest == digest).cloned().or_else(|| self.via_index(&images, &digest))
                 } else {
                     let reference = reference.with_default_tag();
                     match db::tag_target(&self.conn, &reference)? {
@@ -315,6 +315,21 @@ impl Store {
             Err(_) if looks_like_id(spec) => by_id_prefix(&images, spec, spec),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// The image an index blob in the store leads to (an image pulled by
+    /// the digest of its multi-platform index): the host platform's entry
+    /// if it is stored, else the first stored entry.
+    fn via_index(&self, images: &[ImageRecord], digest: &Digest) -> Option<ImageRecord> {
+        if !self.has_blob(digest) {
+            return None;
+        }
+        let index = crate::manifest::Index::from_slice(&self.read_blob(digest).ok()?).ok()?;
+        let stored = |d: &Descriptor| images.iter().find(|i| i.digest == d.digest).cloned();
+        let (arch, variant) = crate::config::host_platform();
+        crate::manifest::select_platform(&index.manifests, arch, variant)
+            .and_then(stored)
+            .or_else(|| index.manifests.iter().find_map(stored))
     }
 
     /// Loads and parses an image's manifest and config.

@@ -13,6 +13,7 @@ mod board;
 mod cache;
 mod config;
 mod error;
+pub mod runmounts;
 mod service;
 mod stage;
 
@@ -70,6 +71,8 @@ pub struct BuildOptions {
     /// SOURCE_DATE_EPOCH: timestamps in the image and mtimes in layers are clamped to it.
     pub source_date_epoch: Option<i64>,
     pub snapshotter: SnapshotterKind,
+    /// `--secret`s by id, for `RUN --mount=type=secret` (never in a cache key or a layer).
+    pub secrets: runmounts::Secrets,
 }
 
 /// What a build produced.

@@ -4,7 +4,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use distill_dockerfile::instructions::{AddInstruction, CopyInstruction, Instruction, RunInstruction, Source};
+use distill_dockerfile::instructions::{
+    AddInstruction, CopyInstruction, Instruction, MountKind, NetworkMode, RunInstruction, SecurityMode, Source,
+};
 use distill_dockerfile::plan::{Base, PlannedInstruction, PlannedStage, join_path};
 use distill_image::config::{History, ImageConfig, chain_ids};
 use distill_image::digest::Digest;
@@ -15,12 +17,13 @@ use distill_image::store::{ImageRecord, LayerInfo, Writer};
 use super::cache::{self, CachedLayer, CachedStep, KeyBuilder};
 use super::config::{self, apply_metadata, command_argv, created_by, env_pairs};
 use super::error::BuildError;
+use super::runmounts::{self, PreparedMounts};
 use super::service::StoreHandle;
 use super::{Builder, ResolvedImage};
 use crate::context::{Context, IgnoreMatcher, SelectOptions};
 use crate::copy::{CopyRequest, SourceItem, copy_into};
 use crate::executor::fsutil::resolve_in_root;
-use crate::executor::{ActiveSnapshot, RunSpec, resolve_user, run};
+use crate::executor::{ActiveSnapshot, Network, RunSpec, resolve_user, run};
 use crate::progress::{Event, Stream, VertexId};
 
 /// A stage as far as it is built.
@@ -154,6 +157,12 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 unsupported_run(run)?;
                 let args = serde_json::to_vec(&*ins.args).map_err(|e| BuildError::Internal(e.to_string()))?;
                 key.part(&args).str(&format!("{:?}", self.b.opts.network));
+                // What bind mounts read is an input like COPY's sources.
+                for m in run.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+                    let source = self.copy_source(m.from.as_deref())?;
+                    let path = m.source.clone().unwrap_or_else(|| ".".into());
+                    self.source_key(&mut key, &source, &[Source::Path(path)])?;
+                }
                 self.step += 1;
                 let title = self.title(&text);
                 self.layer_step(state, key.finish(), title, history_by, |this, state, id| this.run(state, ins, run, id))
@@ -313,11 +322,20 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         let b = self.b;
         let runtime = b.runtime()?;
         let cc = state.config.config.as_ref();
-        let argv = command_argv(cc, &run_ins.command);
+        let (snap, scratch) = self.snapshot(&state.layers)?;
+        let mut mounts = PreparedMounts::default();
+        let argv = if run_ins.heredocs.is_empty() {
+            command_argv(cc, &run_ins.command)
+        } else {
+            runmounts::heredoc_argv(cc, run_ins, &scratch, &mut mounts.mounts)?
+        };
         if argv.is_empty() {
             return Err(BuildError::step(ins.start_line, ins.end_line, "RUN needs a command"));
         }
-        let (snap, scratch) = self.snapshot(&state.layers)?;
+        self.prepare_mounts(run_ins, &scratch, &mut mounts).map_err(|e| match e {
+            BuildError::Internal(message) => BuildError::step(ins.start_line, ins.end_line, message),
+            other => other,
+        })?;
         let mut spec = RunSpec::new(argv.clone());
         // Build args are in RUN's environment, under ENV of the same name.
         let env = env_pairs(cc);
@@ -328,14 +346,22 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             .map(|(k, v)| format!("{k}={v}"))
             .collect();
         lines.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
+        lines.extend(mounts.env.iter().cloned());
         spec.env = lines;
+        spec.mounts = mounts.mounts.clone();
         spec.cwd = cc.and_then(|c| c.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
         let user = cc.and_then(|c| c.user.clone()).filter(|u| !u.is_empty()).unwrap_or_else(|| "0".into());
         spec.user = resolve_user(snap.rootfs(), &user)?;
-        spec.network = b.opts.network;
+        spec.network = match run_ins.network {
+            NetworkMode::Default => b.opts.network,
+            NetworkMode::None => Network::None,
+            NetworkMode::Host => Network::Host,
+        };
         let outcome = run(runtime, &scratch.join("bundle"), &spec, snap.rootfs(), b.cancel, |bytes| {
             b.progress.event(Event::Log { id, stream: Stream::Stdout, data: bytes.to_vec() })
         })?;
+        // Unmount bind views, drop cache locks, before the diff is taken.
+        drop(mounts);
         if !outcome.success() {
             return Err(BuildError::Step {
                 start_line: ins.start_line,
@@ -349,6 +375,41 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             });
         }
         Ok(Some(snap.commit()?))
+    }
+
+    /// Sets up the `--mount`s of a RUN (see [`runmounts`]).
+    fn prepare_mounts(
+        &self,
+        run_ins: &RunInstruction,
+        scratch: &Path,
+        out: &mut PreparedMounts,
+    ) -> Result<(), BuildError> {
+        let b = self.b;
+        for (i, m) in run_ins.mounts.iter().enumerate() {
+            runmounts::check_supported(m)?;
+            match m.kind {
+                MountKind::Tmpfs => out.mounts.push(runmounts::tmpfs(m)?),
+                MountKind::Cache => {
+                    let root = self.store.with(|w| Ok(w.store().root().to_path_buf()))?;
+                    runmounts::cache(m, &root, scratch, out)?;
+                }
+                MountKind::Secret => runmounts::secret(m, &b.opts.secrets, scratch, out)?,
+                MountKind::Bind => {
+                    // A throwaway overlay view, so that `rw` writes go nowhere.
+                    let lowers = match self.copy_source(m.from.as_deref())? {
+                        CopySource::Context => vec![b.opts.context_dir.clone()],
+                        CopySource::Stage(state) => self.lowers(&state.layers)?,
+                        CopySource::Image(image) => self.lowers(&image.layers)?,
+                    };
+                    let view =
+                        ActiveSnapshot::prepare(b.opts.snapshotter, &lowers, &scratch.join(format!("bind-{i}")))?;
+                    out.mounts.push(runmounts::bind_from(m, view.rootfs())?);
+                    out.snapshots.push(view);
+                }
+                MountKind::Ssh => {}
+            }
+        }
+        Ok(())
     }
 
     fn copy_source(&self, from: Option<&str>) -> Result<CopySource<'b>, BuildError> {
@@ -525,17 +586,13 @@ fn not_supported(what: &str) -> BuildError {
 }
 
 fn unsupported_run(run: &RunInstruction) -> Result<(), BuildError> {
-    if !run.mounts.is_empty() {
-        return Err(not_supported("RUN --mount"));
-    }
-    if !run.heredocs.is_empty() {
-        return Err(not_supported("RUN with a heredoc"));
-    }
     if !run.devices.is_empty() {
         return Err(not_supported("RUN --device"));
     }
-    if let Some(flag) = run.flags_used.iter().find(|f| matches!(**f, "network" | "security")) {
-        return Err(not_supported(&format!("RUN --{flag}")));
+    if run.security == SecurityMode::Insecure {
+        return Err(BuildError::Internal(
+            "RUN --security=insecure is refused: distill does not grant security.insecure".into(),
+        ));
     }
     Ok(())
 }

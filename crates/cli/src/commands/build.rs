@@ -67,6 +67,10 @@ pub struct BuildArgs {
     /// uncompressed locally; compression is a matter for distribution), gzip or zstd.
     #[arg(long, default_value = "none", value_name = "ALGORITHM")]
     pub compression: String,
+    /// A secret for `RUN --mount=type=secret`: `id=ID,src=FILE`, `id=ID,env=VAR`, or `id=ID`
+    /// (from the environment variable ID). Never stored in a layer, the cache or the history.
+    #[arg(long = "secret", value_name = "id=ID,src=FILE")]
+    pub secrets: Vec<String>,
     /// Reduce the target stage to its runtime closure (like `distill slim`), verified: the
     /// tags, --iidfile and --output get the slim image.
     #[arg(long)]
@@ -187,6 +191,7 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         compression,
         source_date_epoch,
         snapshotter: SnapshotterKind::from_env()?,
+        secrets: parse_secrets(&args.secrets)?,
     };
 
     let mode = if args.quiet { Mode::Quiet } else { args.progress };
@@ -228,6 +233,39 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         println!("{id}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `--secret` values read now: `id=ID,src=FILE` (also `source=`), `id=ID,env=VAR`, or
+/// `id=ID` alone (the environment variable ID, else the file ID), as `docker build` takes them.
+fn parse_secrets(specs: &[String]) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let mut out = BTreeMap::new();
+    for spec in specs {
+        let (mut id, mut src, mut env) = (None, None, None);
+        for field in spec.split(',') {
+            match field.split_once('=') {
+                Some(("id", v)) => id = Some(v.to_string()),
+                Some(("src" | "source", v)) => src = Some(PathBuf::from(v)),
+                Some(("env", v)) => env = Some(v.to_string()),
+                Some(("type", "file" | "env")) => {}
+                _ => bail!("--secret {spec:?}: unknown field {field:?} (expected id=, src= or env=)"),
+            }
+        }
+        let id = id.filter(|i| !i.is_empty()).with_context(|| format!("--secret {spec:?}: id= is required"))?;
+        let value = match (src, env) {
+            (Some(path), _) => fs::read(&path).with_context(|| format!("--secret {id}: reading {}", path.display()))?,
+            (None, Some(var)) => std::env::var(&var)
+                .with_context(|| format!("--secret {id}: environment variable {var} is not set"))?
+                .into_bytes(),
+            (None, None) => match std::env::var(&id) {
+                Ok(v) => v.into_bytes(),
+                Err(_) => {
+                    fs::read(&id).with_context(|| format!("--secret {id}: no env variable {id} and no file {id}"))?
+                }
+            },
+        };
+        out.insert(id, value);
+    }
+    Ok(out)
 }
 
 /// SOURCE_DATE_EPOCH from `--build-arg` (as BuildKit takes it) or the environment.

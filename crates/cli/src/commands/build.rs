@@ -21,8 +21,8 @@ use distill_registry::{Client, Platform};
 
 use super::check::DockerfileArgs;
 use super::image_common::StoreArgs;
-use super::slim::{SlimOptions, print_outcome, slim_image};
 use super::registry_common::{PullLines, PushLines, RegistryArgs};
+use super::slim::{SlimOptions, print_outcome, slim_image};
 use crate::render;
 
 #[derive(Debug, clap::Args)]

@@ -61,6 +61,8 @@ enum Command {
     Export(commands::export::ExportArgs),
     /// Verify every digest and reference in the store.
     Fsck(commands::fsck::FsckArgs),
+    /// Show what the store holds: images, blobs, snapshots, cache mounts (like `docker system df`).
+    Du(commands::du::DuArgs),
     /// Make a distroless image holding only the runtime closure of an image's command, verified.
     Slim(commands::slim::SlimArgs),
     /// Say why a slim image holds a file (which binary, DT_NEEDED entry, import or rule).
@@ -92,6 +94,7 @@ fn main() -> ExitCode {
         Command::Prune(args) => commands::prune::run(args),
         Command::Export(args) => commands::export::run(args),
         Command::Fsck(args) => commands::fsck::run(args),
+        Command::Du(args) => commands::du::run(args),
         Command::Slim(args) => commands::slim::run(args),
         Command::Explain(args) => commands::slim::explain(args),
         Command::Sbom(args) => commands::slim::sbom(args),

@@ -53,6 +53,14 @@ fn cache_mount_persists_across_builds_and_stays_out_of_the_image() {
     assert_eq!(fs::read_to_string(root.join("seen")).unwrap(), "from-1\n");
     let dir = root.join("var/cache/app");
     assert!(!dir.exists() || fs::read_dir(&dir).unwrap().next().is_none(), "the cache's content is not in the image");
+    // `du` reports it, `prune --cache` empties it.
+    let du = store.distill_ok(&["du"]);
+    let line = du.lines().find(|l| l.starts_with("cache mounts")).unwrap_or_default().to_string();
+    assert!(line.split_whitespace().nth(2) == Some("1"), "{du}");
+    let pruned = store.distill_ok(&["prune", "--cache"]);
+    assert!(pruned.contains("Removed 1 cache mounts"), "{pruned}");
+    let du = store.distill_ok(&["du"]);
+    assert!(du.lines().any(|l| l.starts_with("cache mounts") && l.split_whitespace().nth(2) == Some("0")), "{du}");
 }
 
 #[test]

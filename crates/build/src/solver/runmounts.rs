@@ -93,6 +93,59 @@ pub(crate) fn tmpfs(m: &Mount) -> Result<ExtraMount, BuildError> {
     Ok(ExtraMount::Tmpfs { target, size: m.size })
 }
 
+/// Where cache mounts live in a store.
+pub fn cache_mounts_dir(store_root: &Path) -> PathBuf {
+    store_root.join("cache-mounts")
+}
+
+/// Cache mount directories: (count, bytes of their files).
+pub fn cache_mounts_usage(store_root: &Path) -> (u64, u64) {
+    let Ok(rd) = fs::read_dir(cache_mounts_dir(store_root)) else { return (0, 0) };
+    let dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    (dirs.len() as u64, dirs.iter().map(|d| tree_bytes(d)).sum())
+}
+
+/// Removes every cache mount no build is using; returns (removed, bytes).
+/// Callers hold the store's writer lock, so no build starts meanwhile.
+pub fn clear_cache_mounts(store_root: &Path) -> std::io::Result<(u64, u64)> {
+    let dir = cache_mounts_dir(store_root);
+    let Ok(rd) = fs::read_dir(&dir) else { return Ok((0, 0)) };
+    let (mut removed, mut bytes) = (0, 0);
+    for entry in rd.flatten() {
+        let path = entry.path();
+        if !path.is_dir() {
+            continue;
+        }
+        let lock_path = path.with_extension("lock");
+        let lock = File::options().create(true).truncate(false).write(true).open(&lock_path)?;
+        if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
+            continue; // in use
+        }
+        bytes += tree_bytes(&path);
+        fs::remove_dir_all(&path)?;
+        let _ = fs::remove_file(&lock_path);
+        removed += 1;
+    }
+    Ok((removed, bytes))
+}
+
+fn tree_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = fs::read_dir(&d) else { continue };
+        for e in rd.flatten() {
+            let Ok(m) = e.path().symlink_metadata() else { continue };
+            if m.is_dir() {
+                stack.push(e.path());
+            } else {
+                total += m.len();
+            }
+        }
+    }
+    total
+}
+
 /// A cache mount: a directory under `<store>/cache-mounts/`, named after the
 /// id, created with the mount's mode and owner, kept across builds.
 /// `sharing=locked` waits for other users; `private` gets a fresh directory
@@ -105,7 +158,7 @@ pub(crate) fn cache(m: &Mount, root: &Path, scratch: &Path, out: &mut PreparedMo
     }
     let target = m.target.clone().ok_or_else(|| BuildError::Internal("cache mount without a target".into()))?;
     let id = m.effective_id().unwrap_or_else(|| target.clone());
-    let dir_root = root.join("cache-mounts");
+    let dir_root = cache_mounts_dir(root);
     fs::create_dir_all(&dir_root).map_err(|e| io_err(&dir_root, e))?;
     let name = Digest::of(id.as_bytes()).hex();
     let lock_path = dir_root.join(format!("{name}.lock"));

@@ -1,6 +1,7 @@
 pub mod base;
 pub mod build;
 pub mod check;
+pub mod du;
 pub mod export;
 pub mod fsck;
 pub mod history;

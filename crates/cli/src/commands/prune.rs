@@ -13,6 +13,9 @@ pub struct PruneArgs {
     /// Also drop the build cache (like `docker builder prune -a`): later builds run every step again.
     #[arg(long)]
     pub build_cache: bool,
+    /// Also empty the `RUN --mount=type=cache` directories (those no build is using).
+    #[arg(long)]
+    pub cache: bool,
     /// Accepted for Docker compatibility (distill never prompts).
     #[arg(short, long)]
     pub force: bool,
@@ -26,6 +29,10 @@ pub fn run(args: PruneArgs) -> anyhow::Result<ExitCode> {
     if args.build_cache {
         let entries = distill_build::solver::clear_build_cache(&writer)?;
         println!("Dropped {entries} build cache entries");
+    }
+    if args.cache {
+        let (n, bytes) = distill_build::solver::runmounts::clear_cache_mounts(store.root())?;
+        println!("Removed {n} cache mounts ({})", human_size(bytes));
     }
     let report = writer.prune(!args.keep_dangling)?;
     if !report.images.is_empty() {

@@ -384,7 +384,8 @@ fn unsupported_features_fail_clearly_never_silently() {
 /// the layers a `--no-cache` build of the same context gives: both when
 /// the previous result is taken over (nothing is built on it) and when it
 /// is hard-linked (a RUN is built on it), over several rounds of changes
-/// (content, mode, mtime, removed and added files and directories).
+/// (content, mode, mtime, removed and added files and directories, a file
+/// becoming a directory and the other way round, a symlink's target).
 #[test]
 fn incremental_copy_gives_the_layers_of_a_full_copy() {
     let test = "incremental_copy_gives_the_layers_of_a_full_copy";
@@ -405,23 +406,27 @@ fn incremental_copy_gives_the_layers_of_a_full_copy() {
             ("src/gone/a.txt", "this directory goes away\n"),
             (
                 "Dockerfile",
-                // Stage `linked`: a RUN is built on the COPY, so its result
-                // stays in the store and the next one hard-links to it. The
-                // final stage's COPY is the last step: its result is taken over.
+                // `linked`: a RUN is built on the COPY, so its result stays
+                // in the store and the next one hard-links to it. The final
+                // stage's COPY is its last step: its result is taken over.
                 "FROM debian:bookworm AS linked\nCOPY src /src\nRUN cat /src/top.txt > /seen\n\
-                 FROM debian:bookworm\nCOPY --from=linked /seen /seen\nCOPY src /data/\n",
+                 FROM debian:bookworm\nCOPY src /data/\n",
             ),
         ],
     );
     std::os::unix::fs::symlink("d0/sub/f1.txt", ctx.join("src/link")).unwrap();
     let env = [("SOURCE_DATE_EPOCH", "1700000000")];
-    let build = |store: &TestStore, extra: &[&str]| {
+    let build = |store: &TestStore, target: &[&str], extra: &[&str]| {
         let mut args = vec!["-t", "inc", "--progress", "plain"];
+        args.extend_from_slice(target);
         args.extend_from_slice(extra);
         let out = store.build_env(ctx.path(), &args, &env).assert_success();
         (store.inspect("inc"), out.stderr)
     };
-    build(&store, &[]);
+    let targets: [&[&str]; 2] = [&[], &["--target", "linked"]];
+    for target in targets {
+        build(&store, target, &[]);
+    }
 
     let set_mode = |p: &str, mode: u32| {
         use std::os::unix::fs::PermissionsExt;
@@ -454,25 +459,27 @@ fn incremental_copy_gives_the_layers_of_a_full_copy() {
     ];
     for (round, change) in changes.iter().enumerate() {
         change();
-        let (incremental, log) = build(&store, &[]);
-        assert!(
-            log.matches("incremental: ").count() == 2,
-            "round {round}: both COPY steps should start from their previous result:\n{log}"
-        );
-        let Some(fresh) = TestStore::with_base_images(test) else { return };
-        let (full, _) = build(&fresh, &["--no-cache"]);
-        assert_eq!(incremental["Id"], full["Id"], "round {round}: image IDs (diff_ids) differ");
-        assert_eq!(incremental["RepoDigests"], full["RepoDigests"], "round {round}: manifests differ");
-        // And `--no-cache` in the same store agrees too.
-        let (again, log) = build(&store, &["--no-cache"]);
-        assert!(!log.contains("incremental: "), "--no-cache must copy in full:\n{log}");
-        assert_eq!(again["Id"], full["Id"], "round {round}");
-        // Back to an incremental build for the next round.
-        build(&store, &[]);
+        for target in targets {
+            let (incremental, log) = build(&store, target, &[]);
+            let how = if target.is_empty() { "(taken over)" } else { "(hard-linked)" };
+            assert!(
+                log.lines().any(|l| l.contains("incremental: ") && l.ends_with(how)),
+                "round {round} {target:?}: the COPY should start from its previous result {how}:\n{log}"
+            );
+            let Some(fresh) = TestStore::with_base_images(test) else { return };
+            let (full, _) = build(&fresh, target, &["--no-cache"]);
+            assert_eq!(incremental["Id"], full["Id"], "round {round} {target:?}: image IDs (diff_ids) differ");
+            assert_eq!(incremental["RepoDigests"], full["RepoDigests"], "round {round} {target:?}: manifests differ");
+            // `--no-cache` in the same store copies in full and agrees too.
+            let (again, log) = build(&store, target, &["--no-cache"]);
+            assert!(!log.contains("incremental: "), "--no-cache must copy in full:\n{log}");
+            assert_eq!(again["Id"], full["Id"], "round {round} {target:?}");
+        }
     }
     let out = store.distill(&["fsck"]).assert_success();
     assert!(out.stdout.contains(" 0 corrupt, 0 dangling"), "{out}");
     // The files are really there, with the last content.
+    build(&store, &[], &[]);
     let out = store.distill_ok(&["run", "inc", "cat", "/data/top.txt", "/data/new", "/data/d0/sub/f7.txt/inner.txt"]);
     assert_eq!(out, "top, second version\nnow a file\nnow a directory\n");
 }

@@ -156,6 +156,10 @@ pub(crate) fn encode_xattrs(xattrs: &[(Vec<u8>, Vec<u8>)]) -> Vec<u8> {
 pub struct CopyIndex {
     /// The build-cache key of the step that produced it.
     pub step_key: String,
+    /// How many entries each source selected. Whether a source selected
+    /// anything decides which destination directories the copy creates
+    /// (none for a wildcard that matches nothing), which no record shows.
+    pub selected: Vec<u64>,
     pub records: Vec<CopyRecord>,
 }
 
@@ -191,6 +195,10 @@ impl CopyIndex {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         put_bytes(&mut out, self.step_key.as_bytes());
+        out.extend_from_slice(&(self.selected.len() as u32).to_le_bytes());
+        for n in &self.selected {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
         out.extend_from_slice(&(self.records.len() as u64).to_le_bytes());
         for r in &self.records {
             out.extend_from_slice(&r.source.to_le_bytes());
@@ -231,6 +239,11 @@ impl CopyIndex {
             return None;
         }
         let step_key = String::from_utf8(r.bytes()?.to_vec()).ok()?;
+        let sources = r.u32()? as usize;
+        let mut selected = Vec::with_capacity(sources.min(body.len() / 8));
+        for _ in 0..sources {
+            selected.push(r.u64()?);
+        }
         let count = usize::try_from(r.u64()?).ok()?;
         // Each record takes at least 114 bytes: never trust `count` beyond that.
         let mut records = Vec::with_capacity(count.min(body.len() / 114));
@@ -268,7 +281,7 @@ impl CopyIndex {
                 ctime_ns,
             });
         }
-        (r.at == body.len()).then_some(CopyIndex { step_key, records })
+        (r.at == body.len()).then_some(CopyIndex { step_key, selected, records })
     }
 }
 
@@ -355,7 +368,7 @@ impl Reuse {
 pub fn seed_upper(
     old_upper: &Path,
     new_upper: &Path,
-    old: &[CopyRecord],
+    old: &CopyIndex,
     selections: &[Selection],
 ) -> io::Result<Option<Reuse>> {
     seed(old_upper, Some(new_upper), old, selections)
@@ -364,18 +377,23 @@ pub fn seed_upper(
 /// [`seed_upper`] in place: `upper` is the previous result itself, taken
 /// out of the store (nobody else uses it), and what a full copy would not
 /// keep is removed from it. Nothing is linked, so nothing is shared.
-pub fn seed_in_place(upper: &Path, old: &[CopyRecord], selections: &[Selection]) -> io::Result<Option<Reuse>> {
+pub fn seed_in_place(upper: &Path, old: &CopyIndex, selections: &[Selection]) -> io::Result<Option<Reuse>> {
     seed(upper, None, old, selections)
 }
 
 fn seed(
     old_upper: &Path,
     new_upper: Option<&Path>,
-    old: &[CopyRecord],
+    old: &CopyIndex,
     selections: &[Selection],
 ) -> io::Result<Option<Reuse>> {
-    let mut by_target: HashMap<&[u8], &CopyRecord> = HashMap::with_capacity(old.len());
-    for r in old {
+    let same_shape = old.selected.len() == selections.len()
+        && old.selected.iter().zip(selections).all(|(&n, s)| (n == 0) == s.entries.is_empty());
+    if !same_shape {
+        return Ok(None);
+    }
+    let mut by_target: HashMap<&[u8], &CopyRecord> = HashMap::with_capacity(old.records.len());
+    for r in &old.records {
         if by_target.insert(&r.target, r).is_some() {
             // Two sources wrote one path: which one won is the copy's business.
             return Ok(None);
@@ -590,7 +608,11 @@ mod tests {
 
     #[test]
     fn index_round_trip_and_damage() {
-        let index = CopyIndex { step_key: "step:sha256:00".into(), records: (0..5).map(record).collect() };
+        let index = CopyIndex {
+            step_key: "step:sha256:00".into(),
+            selected: vec![3, 0, 7],
+            records: (0..5).map(record).collect(),
+        };
         let bytes = index.encode();
         assert_eq!(CopyIndex::decode(&bytes), Some(index));
         let mut bad = bytes.clone();

@@ -157,7 +157,6 @@ pub fn build(
     progress: &dyn Progress,
     cancel: &CancelToken,
 ) -> Result<BuildOutput, BuildError> {
-    crate::phase("build start");
     let def = progress_vertex(progress, 0, "[internal] load build definition from Dockerfile");
     let first_plan = plan_dockerfile(&opts.dockerfile, &opts.plan);
     let first_plan = finish_vertex(progress, def, first_plan)?;
@@ -183,12 +182,10 @@ pub fn build(
         first_plan
     };
 
-    crate::phase("planned");
     let ctx_vertex = progress_vertex(progress, 1, "[internal] load .dockerignore");
     let context = open_context(store, opts);
     let context = finish_vertex(progress, ctx_vertex, context)?;
 
-    crate::phase("context opened");
     let mut salt = KeyBuilder::new("salt");
     salt.str(opts.compression.media_type());
     salt.str(&format!("{:?}", opts.compression));
@@ -238,14 +235,11 @@ pub fn build(
         .get(builder.plan.target)
         .ok_or_else(|| BuildError::Internal("the target stage produced no result".into()))?;
 
-    crate::phase("stages done");
     let export = builder.vertex();
     progress.event(Event::Started { id: export, name: "exporting to image".into() });
     let record = stage::commit_image(&builder, &writer, &target, export);
     let record = finish_vertex(progress, export, record)?;
-    crate::phase("image committed");
     let _ = builder.context.hash_cache().save();
-    crate::phase("hash cache saved");
     Ok(BuildOutput {
         image: record,
         warnings: builder.plan.warnings.clone(),

@@ -71,7 +71,7 @@ struct StageBuild<'a, 'b, 's> {
     total: usize,
     step: usize,
     /// What the COPY step being run copied, recorded with its result.
-    pending_index: Option<(Digest, Vec<CopyRecord>)>,
+    pending_index: Option<(Digest, Vec<u64>, Vec<CopyRecord>)>,
 }
 
 pub(crate) fn build_stage<'b, 's>(
@@ -182,9 +182,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                     k.str("copy-identity");
                     k.finish()
                 };
-                crate::phase("copy: key start");
                 let selections = self.source_key(&mut key, &source, &copy.sources)?;
-                crate::phase("copy: key done");
                 let incremental = selections.map(|s| (identity, s));
                 self.step += 1;
                 let title = self.title(&text);
@@ -197,8 +195,9 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                     };
                     match incremental {
                         Some((identity, selections)) => {
+                            let selected = selections.iter().map(|s| s.len() as u64).collect();
                             let (upper, records) = this.copy_recorded(state, &req, &identity, selections, id)?;
-                            this.pending_index = Some((identity, records));
+                            this.pending_index = Some((identity, selected, records));
                             Ok(upper)
                         }
                         None => this.copy(state, &source, req.sources, req.dest, req.chown, req.chmod, false),
@@ -464,7 +463,6 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             add: false,
             keep_owner: false,
         };
-        crate::phase("copy: digests");
         let previous = if b.opts.no_cache || b.opts.snapshotter != SnapshotterKind::Overlay {
             None
         } else {
@@ -480,34 +478,31 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             let dest = upper.clone();
             let taken =
                 self.store.with(move |w| w.take_snapshot(&chain_id, cache::CACHE_HOLDER, &dest)).unwrap_or(false);
-            crate::phase("copy: previous found");
             // Any failure to seed (an unexplained old upper dir, an I/O
             // error) only costs the shortcut: the copy is then done in full.
             let reuse = if taken {
-                seed_in_place(&upper, &old.records, &selections).ok().flatten()
+                seed_in_place(&upper, &old, &selections).ok().flatten()
             } else {
                 fs::create_dir(&upper)
                     .map_err(|e| BuildError::Internal(format!("creating {}: {e}", upper.display())))?;
-                seed_upper(&old_upper, &upper, &old.records, &selections).ok().flatten()
+                seed_upper(&old_upper, &upper, &old, &selections).ok().flatten()
             };
-            crate::phase("copy: seeded");
             if let Some(reuse) = reuse {
                 let lowers = self.lowers(&state.layers)?;
                 let snap = ActiveSnapshot::prepare_seeded(&lowers, &scratch)?;
                 let recorded = Recorded { selections: &selections, reuse: Some(&reuse) };
                 let (_, records) = copy_into_with(ctx, &req, snap.rootfs(), Some(recorded))?;
-                crate::phase("copy: copied");
                 if reuse.all_claimed(&records) {
                     b.progress.event(Event::Status {
                         id,
                         text: format!(
-                            "incremental: {} of {} files kept from the previous result",
+                            "incremental: {} of {} files kept from the previous result ({})",
                             reuse.len(),
-                            records.iter().filter(|r| r.kind == crate::context::EntryKind::File).count()
+                            records.iter().filter(|r| r.kind == crate::context::EntryKind::File).count(),
+                            if taken { "taken over" } else { "hard-linked" }
                         ),
                     });
                     let upper = snap.commit()?;
-                    crate::phase("copy: committed (unmounted, pruned)");
                     return Ok((Some(upper), records));
                 }
                 // The seeded dir holds a path this copy did not write: a
@@ -611,7 +606,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         id: VertexId,
         store_key: String,
         created: String,
-        index: Option<(Digest, Vec<CopyRecord>)>,
+        index: Option<(Digest, Vec<u64>, Vec<CopyRecord>)>,
     ) -> Result<Option<LayerInfo>, BuildError> {
         let scratch = upper.as_deref().and_then(Path::parent).map(Path::to_path_buf);
         let upper = upper.filter(|u| fs::read_dir(u).map(|mut d| d.next().is_some()).unwrap_or(true));
@@ -633,12 +628,10 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             source_date_epoch: b.opts.source_date_epoch,
             threads: 0,
         };
-        crate::phase("layer: start");
         let (desc, staged) = if opts.compression == Compression::None {
             // The sink hashes what it stores: for an uncompressed layer
             // that is the diff_id and the digest at once, one pass.
             let size = write_tar_from_dir(&upper, &opts, &mut sink)?;
-            crate::phase("layer: tar written");
             let staged = sink.finish()?;
             let desc = LayerDescriptor {
                 diff_id: staged.digest,
@@ -650,10 +643,8 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             (desc, staged)
         } else {
             let desc = write_layer_from_dir(&upper, &opts, &mut sink)?;
-            crate::phase("layer: tar written");
             (desc, sink.finish()?)
         };
-        crate::phase("layer: synced");
         b.progress.event(Event::Status {
             id,
             text: format!("writing layer {} {}", short(&desc.digest), human_size(desc.size)),
@@ -668,8 +659,9 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         let record = serde_json::to_string(&CachedStep { layer: Some(CachedLayer::from(&layer)), created })
             .map_err(|e| BuildError::Internal(e.to_string()))?;
         // What this COPY copied, for the next build of the same step.
-        let index = index.map(|(identity, records)| {
-            (cache::copy_index_key(&identity), CopyIndex { step_key: store_key.clone(), records }.encode())
+        let index = index.map(|(identity, selected, records)| {
+            let index = CopyIndex { step_key: store_key.clone(), selected, records };
+            (cache::copy_index_key(&identity), index.encode())
         });
         self.store.with(move |w: &Writer<'_>| {
             w.commit_blob(staged, Some(&info.digest))?;
@@ -684,7 +676,6 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 tx.put_build_cache(&store_key, &record)
             })
         })?;
-        crate::phase("layer: committed");
         if let Some(s) = scratch {
             let _ = fs::remove_dir_all(s);
         }

@@ -28,6 +28,8 @@ const IN_FLIGHT: usize = 6;
 /// Threads writing chunks at their offsets: two requests in flight keep a
 /// disk busier than one.
 const IO_THREADS: usize = 2;
+/// Space allocated ahead of direct writes.
+const PREALLOCATE: u64 = 64 << 20;
 
 /// A staging file being written; obtained from [`super::Writer::blob_sink`].
 ///
@@ -134,8 +136,12 @@ impl BlobSink {
             }
             SinkState::Failed => return Err(failed(io::Error::other("an earlier write failed"))),
         };
-        file.sync_all().ctx(|| format!("syncing {}", path.display()))?;
         let size = hasher.len();
+        // Space allocated ahead of the writes beyond the end goes.
+        if file.metadata().ctx(|| format!("reading {}", path.display()))?.len() != size {
+            file.set_len(size).ctx(|| format!("truncating {}", path.display()))?;
+        }
+        file.sync_all().ctx(|| format!("syncing {}", path.display()))?;
         Ok(StagedBlob { path, digest: hasher.finish(), size })
     }
 
@@ -198,10 +204,22 @@ fn write_chunks(file: File, mut hasher: Hasher, inbox: Receiver<Chunk>, give_bac
         })?);
     }
     let mut offset: u64 = 0;
+    let mut allocated: u64 = 0;
     let mut result = Ok(());
     for chunk in inbox {
         hasher.update(chunk.data());
         let len = chunk.len as u64;
+        // Direct writes that extend the file take the inode lock
+        // exclusively, so the I/O threads would write one at a time.
+        // Space allocated ahead (and trimmed by `finish`) makes them
+        // overwrites, which run side by side.
+        if direct && offset + len > allocated {
+            let ahead = (offset + len).max(allocated) + PREALLOCATE;
+            if rustix::fs::fallocate(&*file, rustix::fs::FallocateFlags::empty(), allocated, ahead - allocated).is_ok()
+            {
+                allocated = ahead;
+            }
+        }
         if !chunk.len.is_multiple_of(ALIGN) && direct {
             // The unaligned tail (the last chunk): once every full chunk is
             // out, through the page cache.

@@ -378,3 +378,108 @@ fn unsupported_features_fail_clearly_never_silently() {
         assert!(out.stderr.contains(message), "{out}");
     }
 }
+
+/// A COPY whose sources changed starts from its previous result (keeping
+/// the unchanged files instead of copying them again) and must give exactly
+/// the layers a `--no-cache` build of the same context gives: both when
+/// the previous result is taken over (nothing is built on it) and when it
+/// is hard-linked (a RUN is built on it), over several rounds of changes
+/// (content, mode, mtime, removed and added files and directories, a file
+/// becoming a directory and the other way round, a symlink's target).
+#[test]
+fn incremental_copy_gives_the_layers_of_a_full_copy() {
+    let test = "incremental_copy_gives_the_layers_of_a_full_copy";
+    let Some(store) = store(test) else { return };
+    let ctx = TempDir::new("incremental-ctx");
+    let mut files: Vec<(String, String)> = Vec::new();
+    for d in 0..4 {
+        for f in 0..25 {
+            files.push((format!("src/d{d}/sub/f{f}.txt"), format!("file {d}/{f}\n").repeat(f + 1)));
+        }
+    }
+    let refs: Vec<(&str, &str)> = files.iter().map(|(n, c)| (n.as_str(), c.as_str())).collect();
+    write(ctx.path(), &refs);
+    write(
+        ctx.path(),
+        &[
+            ("src/top.txt", "top\n"),
+            ("src/gone/a.txt", "this directory goes away\n"),
+            (
+                "Dockerfile",
+                // `linked`: a RUN is built on the COPY, so its result stays
+                // in the store and the next one hard-links to it. The final
+                // stage's COPY is its last step: its result is taken over.
+                "FROM debian:bookworm AS linked\nCOPY src /src\nRUN cat /src/top.txt > /seen\n\
+                 FROM debian:bookworm\nCOPY src /data/\n",
+            ),
+        ],
+    );
+    std::os::unix::fs::symlink("d0/sub/f1.txt", ctx.join("src/link")).unwrap();
+    let env = [("SOURCE_DATE_EPOCH", "1700000000")];
+    let build = |store: &TestStore, target: &[&str], extra: &[&str]| {
+        let mut args = vec!["-t", "inc", "--progress", "plain"];
+        args.extend_from_slice(target);
+        args.extend_from_slice(extra);
+        let out = store.build_env(ctx.path(), &args, &env).assert_success();
+        (store.inspect("inc"), out.stderr)
+    };
+    let targets: [&[&str]; 2] = [&[], &["--target", "linked"]];
+    for target in targets {
+        build(&store, target, &[]);
+    }
+
+    let set_mode = |p: &str, mode: u32| {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(ctx.join(p), fs::Permissions::from_mode(mode)).unwrap();
+    };
+    let changes: [&dyn Fn(); 3] = [
+        &|| {
+            fs::write(ctx.join("src/d1/sub/f3.txt"), "changed content\n").unwrap();
+            fs::remove_file(ctx.join("src/d2/sub/f4.txt")).unwrap();
+            fs::remove_dir_all(ctx.join("src/gone")).unwrap();
+            write(ctx.path(), &[("src/new/dir/n.txt", "new\n")]);
+            set_mode("src/d3/sub/f5.txt", 0o755);
+            // Only its mtime moves (and content elsewhere changes).
+            let f = fs::File::options().write(true).open(ctx.join("src/d0/sub/f6.txt")).unwrap();
+            f.set_modified(std::time::SystemTime::now() + Duration::from_secs(60)).unwrap();
+        },
+        &|| {
+            fs::write(ctx.join("src/top.txt"), "top, second version\n").unwrap();
+            fs::remove_file(ctx.join("src/link")).unwrap();
+            std::os::unix::fs::symlink("d1/sub/f2.txt", ctx.join("src/link")).unwrap();
+            set_mode("src/d3", 0o700);
+        },
+        &|| {
+            // A file becomes a directory and a directory a file.
+            fs::remove_file(ctx.join("src/d0/sub/f7.txt")).unwrap();
+            write(ctx.path(), &[("src/d0/sub/f7.txt/inner.txt", "now a directory\n")]);
+            fs::remove_dir_all(ctx.join("src/new")).unwrap();
+            fs::write(ctx.join("src/new"), "now a file\n").unwrap();
+        },
+    ];
+    for (round, change) in changes.iter().enumerate() {
+        change();
+        for target in targets {
+            let (incremental, log) = build(&store, target, &[]);
+            let how = if target.is_empty() { "(taken over)" } else { "(hard-linked)" };
+            assert!(
+                log.lines().any(|l| l.contains("incremental: ") && l.ends_with(how)),
+                "round {round} {target:?}: the COPY should start from its previous result {how}:\n{log}"
+            );
+            let Some(fresh) = TestStore::with_base_images(test) else { return };
+            let (full, _) = build(&fresh, target, &["--no-cache"]);
+            assert_eq!(incremental["Id"], full["Id"], "round {round} {target:?}: image IDs (diff_ids) differ");
+            assert_eq!(incremental["RepoDigests"], full["RepoDigests"], "round {round} {target:?}: manifests differ");
+            // `--no-cache` in the same store copies in full and agrees too.
+            let (again, log) = build(&store, target, &["--no-cache"]);
+            assert!(!log.contains("incremental: "), "--no-cache must copy in full:\n{log}");
+            assert_eq!(again["Id"], full["Id"], "round {round} {target:?}");
+        }
+    }
+    let out = store.distill(&["fsck"]).assert_success();
+    assert!(out.stdout.contains(" 0 corrupt, 0 dangling"), "{out}");
+    // The files are really there, with the last content.
+    build(&store, &[], &[]);
+    let out = store.distill_ok(&["run", "inc", "cat", "/data/top.txt", "/data/new", "/data/d0/sub/f7.txt/inner.txt"]);
+    assert_eq!(out, "top, second version\nnow a file\nnow a directory\n");
+}

@@ -317,6 +317,12 @@ impl Context {
         hash::content_digest(&self.cache, entries)
     }
 
+    /// sha256 of each regular file's content among `entries` (None for
+    /// other kinds), from this context's hash cache or by reading them.
+    pub fn file_digests(&self, entries: &[Entry]) -> Result<Vec<Option<[u8; 32]>>> {
+        self.cache.file_digests(entries)
+    }
+
     fn abs(&self, real: &[u8]) -> PathBuf {
         if real.is_empty() { self.root.clone() } else { self.root.join(OsStr::from_bytes(real)) }
     }

@@ -74,6 +74,7 @@
 
 mod archive;
 mod error;
+pub mod index;
 mod mode;
 mod owner;
 mod root;
@@ -88,6 +89,7 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 pub use error::{CopyError, Result};
+pub use index::{CopyIndex, CopyRecord, Reuse, Selection, seed_in_place, seed_upper};
 pub use mode::Chmod;
 
 use crate::context::{Context, Entry, EntryKind, SelectOptions};
@@ -147,8 +149,19 @@ pub struct CopyStats {
 
 /// One thing to copy: a matched source with its subtree, or a heredoc.
 enum Item {
-    Tree { shown: String, name: Vec<u8>, entries: Vec<Entry>, archive: bool },
-    Heredoc { name: Vec<u8>, content: Vec<u8> },
+    /// `digests` is empty unless the copy is recorded (then one per entry).
+    Tree {
+        shown: String,
+        name: Vec<u8>,
+        entries: Vec<Entry>,
+        digests: Vec<Option<[u8; 32]>>,
+        source: u32,
+        archive: bool,
+    },
+    Heredoc {
+        name: Vec<u8>,
+        content: Vec<u8>,
+    },
 }
 
 impl Item {
@@ -166,6 +179,26 @@ impl Item {
 /// failure after that may leave part of the copy behind (the caller
 /// discards the snapshot).
 pub fn copy_into(src: &Context, req: &CopyRequest, dest_rootfs: &Path) -> Result<CopyStats> {
+    copy_into_with(src, req, dest_rootfs, None).map(|(stats, _)| stats)
+}
+
+/// What an incremental copy works from: the sources already selected (one
+/// [`Selection`] per source, heredocs included as empty ones), and the files
+/// [`seed_upper`] put in place, which are then skipped.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    pub selections: &'a [Selection],
+    pub reuse: Option<&'a Reuse>,
+}
+
+/// [`copy_into`], also returning the record of every entry written when
+/// `recorded` is given (the copy index; see [`index`]).
+pub fn copy_into_with(
+    src: &Context,
+    req: &CopyRequest,
+    dest_rootfs: &Path,
+    recorded: Option<Recorded<'_>>,
+) -> Result<(CopyStats, Vec<CopyRecord>)> {
     let instruction = if req.add { "ADD" } else { "COPY" };
     if !req.workdir.starts_with('/') {
         return Err(CopyError::RelativeWorkdir { workdir: req.workdir.to_string() });
@@ -189,13 +222,19 @@ pub fn copy_into(src: &Context, req: &CopyRequest, dest_rootfs: &Path) -> Result
 
     // Resolve every source before writing anything.
     let mut items = Vec::new();
-    for s in &req.sources {
+    for (i, s) in req.sources.iter().enumerate() {
         match s {
             SourceItem::Pattern(p) => {
-                let entries = src
-                    .select_with(p, &SelectOptions { allow_empty_wildcard: true })
-                    .map_err(|e| CopyError::Source { pattern: p.clone(), source: e })?;
-                group_items(entries, req.add, &mut items);
+                let (entries, digests) = match recorded.and_then(|r| r.selections.get(i)) {
+                    Some(sel) => (sel.entries.clone(), sel.digests.clone()),
+                    None => {
+                        let entries = src
+                            .select_with(p, &SelectOptions { allow_empty_wildcard: true })
+                            .map_err(|e| CopyError::Source { pattern: p.clone(), source: e })?;
+                        (entries, Vec::new())
+                    }
+                };
+                group_items(entries, digests, i as u32, req.add, &mut items);
             }
             SourceItem::Heredoc { name, content } => {
                 let Some(base) = Path::new(name).file_name().map(|n| n.as_bytes().to_vec()) else {
@@ -225,6 +264,8 @@ pub fn copy_into(src: &Context, req: &CopyRequest, dest_rootfs: &Path) -> Result
         inodes: HashMap::new(),
         dirs: Vec::new(),
         stats: CopyStats::default(),
+        records: recorded.map(|_| Vec::new()),
+        reuse: recorded.and_then(|r| r.reuse),
     };
     for item in &items {
         let res = cp.item(item, &dest, dir_syntax);
@@ -236,7 +277,7 @@ pub fn copy_into(src: &Context, req: &CopyRequest, dest_rootfs: &Path) -> Result
             source: Box::new(e),
         })?;
     }
-    Ok(cp.stats)
+    Ok((cp.stats, cp.records.unwrap_or_default()))
 }
 
 /// `/`-rooted Go `path.Clean`: components without `.`, `..` applied (never
@@ -256,29 +297,37 @@ fn clean_abs(p: &[u8]) -> Vec<u8> {
 }
 
 /// Splits a selection into items: each match root with its subtree.
-fn group_items(entries: Vec<Entry>, add: bool, items: &mut Vec<Item>) {
+/// `digests` is empty or has one per entry; each item gets its share.
+fn group_items(entries: Vec<Entry>, digests: Vec<Option<[u8; 32]>>, source: u32, add: bool, items: &mut Vec<Item>) {
     let mut cur: Vec<Entry> = Vec::new();
-    let flush = |cur: &mut Vec<Entry>, items: &mut Vec<Item>| {
+    let mut cur_digests: Vec<Option<[u8; 32]>> = Vec::new();
+    let flush = |cur: &mut Vec<Entry>, cur_digests: &mut Vec<Option<[u8; 32]>>, items: &mut Vec<Item>| {
         if cur.is_empty() {
             return;
         }
         let entries = std::mem::take(cur);
+        let digests = std::mem::take(cur_digests);
         let first = &entries[0];
         let shown = first.rel_path.display().to_string();
         let name = first.rel_path.file_name().map(|n| n.as_bytes().to_vec()).unwrap_or_default();
         let archive = add && first.kind == EntryKind::File && archive::is_archive(&first.disk_path);
-        items.push(Item::Tree { shown, name, entries, archive });
+        items.push(Item::Tree { shown, name, entries, digests, source, archive });
     };
+    let with_digests = digests.len() == entries.len();
+    let mut digests = digests.into_iter();
     for e in entries {
         if e.is_match_root() {
-            flush(&mut cur, items);
+            flush(&mut cur, &mut cur_digests, items);
         }
         cur.push(e);
+        if with_digests {
+            cur_digests.push(digests.next().flatten());
+        }
     }
-    flush(&mut cur, items);
+    flush(&mut cur, &mut cur_digests, items);
 }
 
-struct Copier {
+struct Copier<'a> {
     root: Root,
     chown: Option<(u32, u32)>,
     chmod: Option<Chmod>,
@@ -288,15 +337,21 @@ struct Copier {
     /// Directories copied: (path, shown, mtime ns), times set at the end.
     dirs: Vec<(PathBuf, String, i64)>,
     stats: CopyStats,
+    /// The copy index being built, when recording.
+    records: Option<Vec<CopyRecord>>,
+    /// Files already in place (an incremental copy).
+    reuse: Option<&'a Reuse>,
 }
 
-/// What to create at a target: a context entry or a heredoc file.
+/// What to create at a target: a context entry (with the index of the
+/// source that selected it and its content digest, when recording) or a
+/// heredoc file.
 enum Source<'a> {
-    Entry(&'a Entry),
+    Entry(&'a Entry, u32, Option<[u8; 32]>),
     Heredoc(&'a [u8]),
 }
 
-impl Copier {
+impl Copier<'_> {
     fn new_dirs(&self) -> NewDirs {
         NewDirs { owner: self.chown }
     }
@@ -325,24 +380,26 @@ impl Copier {
         }
         let resolved = self.root.resolve(dest, true, None)?;
         match item {
-            Item::Tree { entries, .. } if entries[0].kind == EntryKind::Dir => {
+            Item::Tree { entries, digests, source, .. } if entries[0].kind == EntryKind::Dir => {
                 let dir = match &resolved.meta {
                     None => self.root.mkdir_all(dest, self.new_dirs())?,
                     Some(m) if m.is_dir() => resolved,
                     Some(_) => return Err(CopyError::NotADirectory { path: self.root.show(&resolved.rel) }),
                 };
-                for e in &entries[1..] {
+                for (i, e) in entries.iter().enumerate().skip(1) {
                     let mut rel = dir.rel.clone();
                     rel.extend(e.sub_path.as_os_str().as_bytes().split(|&b| b == b'/').map(<[u8]>::to_vec));
                     let target = self.root.base().join(rel_path(&rel));
                     let shown = self.root.show(&rel);
-                    self.put(Source::Entry(e), &target, &shown)?;
+                    let digest = digests.get(i).copied().flatten();
+                    self.put(Source::Entry(e, *source, digest), &target, &shown)?;
                 }
                 Ok(())
             }
-            Item::Tree { name, entries, .. } => {
+            Item::Tree { name, entries, digests, source, .. } => {
                 let (target, shown) = self.file_target(resolved, name)?;
-                self.put(Source::Entry(&entries[0]), &target, &shown)
+                let digest = digests.first().copied().flatten();
+                self.put(Source::Entry(&entries[0], *source, digest), &target, &shown)
             }
             Item::Heredoc { name, content } => {
                 let (target, shown) = self.file_target(resolved, name)?;
@@ -371,9 +428,26 @@ impl Copier {
 
     /// Creates `target` from `src`, replacing what is there as fsutil does.
     fn put(&mut self, src: Source, target: &Path, shown: &str) -> Result<()> {
+        // An incremental copy: this very file is already in place (a hard
+        // link to the previous result's). It must not be touched at all:
+        // its inode belongs to that snapshot too.
+        if let (Source::Entry(e, source, digest), Some(reuse)) = (&src, self.reuse)
+            && e.kind == EntryKind::File
+            && let target_rel = self.target_rel(target)
+            && let Some(record) = reuse.get(*source, e.rel_path.as_os_str().as_bytes(), &target_rel)
+        {
+            // Fresh from the entry (its ctime may have moved), with the
+            // xattrs the seeding found unchanged.
+            let record = CopyRecord::of(e, *source, *digest, target_rel, record.xattrs.clone());
+            if let Some(records) = &mut self.records {
+                records.push(record);
+            }
+            self.stats.files += 1;
+            return Ok(());
+        }
         let existing = sys::lstat(target).map_err(|e| CopyError::io("lstat", shown, e))?;
         let kind = match &src {
-            Source::Entry(e) => e.kind,
+            Source::Entry(e, ..) => e.kind,
             Source::Heredoc(_) => EntryKind::File,
         };
         if kind == EntryKind::Socket {
@@ -388,21 +462,40 @@ impl Copier {
             (Some(m), _) => sys::remove_all(target, m).map_err(|e| CopyError::io("remove", shown, e))?,
             (None, _) => {}
         }
-        let e = match src {
+        let (e, source, digest) = match src {
             Source::Heredoc(content) => return self.write_heredoc(content, target, shown),
-            Source::Entry(e) => e,
+            Source::Entry(e, source, digest) => (e, source, digest),
         };
+        let xattrs = self.put_entry(e, existing.is_some(), target, shown)?;
+        if self.records.is_some() {
+            let target = self.target_rel(target);
+            let records = self.records.get_or_insert_with(Vec::new);
+            records.push(CopyRecord::of(e, source, digest, target, index::encode_xattrs(&xattrs)));
+        }
+        Ok(())
+    }
+
+    /// A target's path relative to the root, as recorded.
+    fn target_rel(&self, target: &Path) -> Vec<u8> {
+        target.strip_prefix(self.root.base()).map(|p| p.as_os_str().as_bytes().to_vec()).unwrap_or_default()
+    }
+
+    /// Creates one entry (the target is free, or a directory to merge);
+    /// returns the xattrs copied.
+    fn put_entry(&mut self, e: &Entry, exists: bool, target: &Path, shown: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
         let (uid, gid) = self.owner(e);
+        let mut xattrs = Vec::new();
         match e.kind {
             EntryKind::Dir => {
-                if existing.is_none() {
+                if !exists {
                     fs::create_dir(target).map_err(|err| CopyError::io("mkdir", shown, err))?;
                 }
                 std::os::unix::fs::lchown(target, Some(uid), Some(gid))
                     .map_err(|err| CopyError::io("lchown", shown, err))?;
                 fs::set_permissions(target, fs::Permissions::from_mode(self.mode(e.mode, true)))
                     .map_err(|err| CopyError::io("chmod", shown, err))?;
-                sys::set_xattrs_best_effort(target, &sys::list_xattrs(&e.disk_path));
+                xattrs = sys::list_xattrs(&e.disk_path);
+                sys::set_xattrs_best_effort(target, &xattrs);
                 self.dirs.push((target.to_path_buf(), shown.to_string(), e.mtime_ns));
                 self.stats.dirs += 1;
             }
@@ -413,7 +506,7 @@ impl Copier {
                     && fs::hard_link(first, target).is_ok()
                 {
                     self.stats.files += 1;
-                    return Ok(());
+                    return Ok(xattrs);
                 }
                 let mut input = File::open(&e.disk_path)
                     .map_err(|err| CopyError::io("open", e.disk_path.display().to_string(), err))?;
@@ -424,7 +517,8 @@ impl Copier {
                 out.set_permissions(fs::Permissions::from_mode(self.mode(e.mode, false)))
                     .map_err(|err| CopyError::io("chmod", shown, err))?;
                 drop(out);
-                sys::set_xattrs_best_effort(target, &sys::list_xattrs(&e.disk_path));
+                xattrs = sys::list_xattrs(&e.disk_path);
+                sys::set_xattrs_best_effort(target, &xattrs);
                 sys::set_times(target, e.mtime_ns).map_err(|err| CopyError::io("utimensat", shown, err))?;
                 if e.nlink > 1 {
                     self.inodes.insert(key, target.to_path_buf());
@@ -457,7 +551,7 @@ impl Copier {
             }
             EntryKind::Socket => {}
         }
-        Ok(())
+        Ok(xattrs)
     }
 
     fn write_heredoc(&mut self, content: &[u8], target: &Path, shown: &str) -> Result<()> {

@@ -21,6 +21,13 @@
 //! copy-ups would be recorded as overlay-private xattrs that no layer format
 //! can carry. With `redirect_dir=off`, renaming a lower directory fails with
 //! EXDEV and tools (`mv`) fall back to copy + delete, which gives a plain diff.
+//!
+//! `volatile` (Linux ≥ 5.10) is passed too: without it, unmounting syncs the
+//! whole upper file system, which for a `COPY` of a 350 MB context cost ~2 s
+//! of writeback the build never needs. An upper dir is not durable state:
+//! the layer blob made from it is written and fsynced on its own, and the
+//! snapshot adopted from the upper dir is a cache of that blob (see the
+//! store's `place_snapshot`).
 
 use std::fs;
 use std::io;
@@ -30,7 +37,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{CWD, Mode, OFlags};
 use rustix::mount::{
     FsMountFlags, FsOpenFlags, MountAttrFlags, MountFlags, MoveMountFlags, UnmountFlags, fsconfig_create,
-    fsconfig_set_string, fsmount, fsopen, move_mount,
+    fsconfig_set_flag, fsconfig_set_string, fsmount, fsopen, move_mount,
 };
 
 use super::error::{ExecError, ctx};
@@ -150,6 +157,9 @@ impl OverlayMount {
         for (key, value) in diff_friendly_options() {
             fsconfig_set_string(&fs_fd, key, value).map_err(|e| fail(e, key))?;
         }
+        if volatile_supported() {
+            fsconfig_set_flag(&fs_fd, "volatile").map_err(|e| fail(e, "volatile"))?;
+        }
         fsconfig_create(&fs_fd).map_err(|e| fail(e, "creating the overlay"))?;
         let mnt =
             fsmount(&fs_fd, FsMountFlags::FSMOUNT_CLOEXEC, MountAttrFlags::empty()).map_err(|e| fail(e, "fsmount"))?;
@@ -162,6 +172,9 @@ impl OverlayMount {
         let mut tail = format!(",upperdir={},workdir={}", escape(&self.upper), escape(&self.work));
         for (key, value) in diff_friendly_options() {
             tail.push_str(&format!(",{key}={value}"));
+        }
+        if volatile_supported() {
+            tail.push_str(",volatile");
         }
         let plain = lowers.iter().map(|p| escape(p)).collect::<Vec<_>>().join(":");
         let mut data = format!("lowerdir={plain}{tail}");
@@ -256,6 +269,15 @@ fn diff_friendly_options() -> Vec<(&'static str, &'static str)> {
         .filter(|name| params.join(name).exists())
         .map(|name| (name, "off"))
         .collect()
+}
+
+/// Whether this kernel's overlayfs takes `volatile` (Linux 5.10 and later;
+/// older ones reject unknown options, so it is only passed when known).
+fn volatile_supported() -> bool {
+    let release = fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut parts = release.split(|c: char| !c.is_ascii_digit()).filter_map(|p| p.parse::<u32>().ok());
+    let (major, minor) = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    (major, minor) >= (5, 10)
 }
 
 /// Escapes `\`, `,` and `:` for overlayfs' legacy option parser.

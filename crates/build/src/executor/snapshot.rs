@@ -6,7 +6,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::error::{ExecError, ctx};
-use super::fsutil::{Kind, is_opaque, lstat, read_dir_sorted, xattrs};
+use super::fsutil::{Kind, is_opaque, lstat, xattrs};
 use super::naive::{self, NaiveBase};
 use super::overlay::OverlayMount;
 
@@ -78,10 +78,29 @@ impl ActiveSnapshot {
     /// Prepares a rootfs over `lowerdirs` (top-most first; none means an
     /// empty base) in `scratch`, which must be empty or missing.
     pub fn prepare(kind: SnapshotterKind, lowerdirs: &[PathBuf], scratch: &Path) -> Result<Self, ExecError> {
+        Self::prepare_inner(kind, lowerdirs, scratch, false)
+    }
+
+    /// [`ActiveSnapshot::prepare`] with overlayfs over an upper dir that
+    /// already holds the start of the diff: `scratch/upper`, in overlay form
+    /// and on the same file system as `scratch` (an incremental COPY seeds
+    /// it with the previous result's unchanged files).
+    pub fn prepare_seeded(lowerdirs: &[PathBuf], scratch: &Path) -> Result<Self, ExecError> {
+        Self::prepare_inner(SnapshotterKind::Overlay, lowerdirs, scratch, true)
+    }
+
+    fn prepare_inner(
+        kind: SnapshotterKind,
+        lowerdirs: &[PathBuf],
+        scratch: &Path,
+        seeded: bool,
+    ) -> Result<Self, ExecError> {
         fs::create_dir_all(scratch).map_err(ctx(|| format!("creating {scratch:?}")))?;
         let scratch = fs::canonicalize(scratch).map_err(ctx(|| format!("resolving {scratch:?}")))?;
         let upper = scratch.join("upper");
-        fs::create_dir(&upper).map_err(ctx(|| format!("creating {upper:?}")))?;
+        if !seeded {
+            fs::create_dir(&upper).map_err(ctx(|| format!("creating {upper:?}")))?;
+        }
         let (rootfs, state) = match kind {
             SnapshotterKind::Overlay => {
                 let merged = scratch.join("merged");
@@ -174,13 +193,20 @@ fn remove_work(scratch: &Path) {
 /// now gone.
 fn prune_noop_dirs(upper: &Path, rel: &Path, lowers: &[PathBuf]) -> Result<bool, ExecError> {
     let dir = upper.join(rel);
-    let names = read_dir_sorted(&dir).map_err(ctx(|| format!("reading {dir:?}")))?;
-    let mut left = names.len();
-    for name in names {
-        let r = rel.join(&name);
-        if lstat(&upper.join(&r)).map_err(ctx(|| format!("reading {r:?}")))?.is_some_and(|m| m.kind == Kind::Dir)
-            && prune_noop_dirs(upper, &r, lowers)?
-        {
+    // The entry type from readdir (no stat per entry: a COPY's upper dir can
+    // hold tens of thousands of files, and only directories matter here).
+    let mut subdirs = Vec::new();
+    let mut left = 0usize;
+    for entry in fs::read_dir(&dir).map_err(ctx(|| format!("reading {dir:?}")))? {
+        let entry = entry.map_err(ctx(|| format!("reading {dir:?}")))?;
+        left += 1;
+        if entry.file_type().map_err(ctx(|| format!("reading {dir:?}")))?.is_dir() {
+            subdirs.push(entry.file_name());
+        }
+    }
+    subdirs.sort();
+    for name in subdirs {
+        if prune_noop_dirs(upper, &rel.join(&name), lowers)? {
             left -= 1;
         }
     }

@@ -17,6 +17,7 @@ use distill_image::store::LayerInfo;
 use serde::{Deserialize, Serialize};
 
 /// Builds a key from length-prefixed parts, so part boundaries are unambiguous.
+#[derive(Clone)]
 pub(crate) struct KeyBuilder(Hasher);
 
 impl KeyBuilder {
@@ -91,6 +92,13 @@ impl From<&CachedLayer> for LayerInfo {
 /// The store key of a step key.
 pub(crate) fn store_key(key: &Digest) -> String {
     format!("step:{key}")
+}
+
+/// The build-cache key of the copy index of a COPY step identity (the
+/// step's key without the content digests of its sources: parent key,
+/// salt, instruction), holding the last result's [`crate::copy::CopyIndex`].
+pub(crate) fn copy_index_key(identity: &Digest) -> String {
+    format!("copy-index:{identity}")
 }
 
 /// Holder name of snapshots and GC-root prefix of layers the build cache keeps.

@@ -10,7 +10,7 @@ use distill_dockerfile::instructions::{
 use distill_dockerfile::plan::{Base, PlannedInstruction, PlannedStage, join_path};
 use distill_image::config::{History, ImageConfig, chain_ids};
 use distill_image::digest::Digest;
-use distill_image::layer::{WriteOptions, write_layer_from_dir};
+use distill_image::layer::{Compression, LayerDescriptor, WriteOptions, write_layer_from_dir, write_tar_from_dir};
 use distill_image::manifest::Descriptor;
 use distill_image::store::{ImageRecord, LayerInfo, Writer};
 
@@ -21,7 +21,11 @@ use super::runmounts::{self, PreparedMounts};
 use super::service::StoreHandle;
 use super::{Builder, ResolvedImage};
 use crate::context::{Context, IgnoreMatcher, SelectOptions};
-use crate::copy::{CopyRequest, SourceItem, copy_into};
+use crate::copy::{
+    CopyIndex, CopyRecord, CopyRequest, Recorded, Selection, SourceItem, copy_into, copy_into_with, seed_in_place,
+    seed_upper,
+};
+use crate::executor::SnapshotterKind;
 use crate::executor::fsutil::resolve_in_root;
 use crate::executor::{ActiveSnapshot, Network, RunSpec, resolve_user, run};
 use crate::progress::{Event, Stream, VertexId};
@@ -47,6 +51,14 @@ impl StageState {
     }
 }
 
+/// The parts of a COPY instruction the copy needs.
+struct CopyParts<'i> {
+    sources: &'i [Source],
+    dest: &'i str,
+    chown: Option<&'i str>,
+    chmod: Option<&'i str>,
+}
+
 /// Where COPY/ADD read from.
 enum CopySource<'b> {
     Context,
@@ -61,6 +73,8 @@ struct StageBuild<'a, 'b, 's> {
     /// Step count as BuildKit shows it (`[name 2/5]`): FROM and file-system steps.
     total: usize,
     step: usize,
+    /// What the COPY step being run copied, recorded with its result.
+    pending_index: Option<(Digest, Vec<u64>, Vec<CopyRecord>)>,
 }
 
 pub(crate) fn build_stage<'b, 's>(
@@ -69,7 +83,7 @@ pub(crate) fn build_stage<'b, 's>(
     stage: &'b PlannedStage,
 ) -> Result<StageState, BuildError> {
     let total = 1 + stage.instructions.iter().filter(|i| is_step(&i.instruction)).count();
-    let mut sb = StageBuild { b, store, stage, total, step: 1 };
+    let mut sb = StageBuild { b, store, stage, total, step: 1, pending_index: None };
     let mut state = sb.base()?;
     // Docker runs a base's ONBUILD triggers as the stage's first
     // instructions; until distill does, such a base is refused rather than
@@ -170,25 +184,39 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             Instruction::Copy(copy) => {
                 unsupported_copy(copy)?;
                 let source = self.copy_source(copy.from.as_deref())?;
-                self.source_key(&mut key, &source, &copy.sources)?;
+                // The step without its sources' content: what an incremental
+                // COPY looks its previous result up by.
+                let identity = {
+                    let mut k = key.clone();
+                    k.str("copy-identity");
+                    k.finish()
+                };
+                let selections = self.source_key(&mut key, &source, &copy.sources)?;
+                let incremental = selections.map(|s| (identity, s));
                 self.step += 1;
                 let title = self.title(&text);
-                self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
-                    this.copy(
-                        state,
-                        &source,
-                        &copy.sources,
-                        &copy.dest,
-                        copy.chown.as_deref(),
-                        copy.chmod.as_deref(),
-                        false,
-                    )
+                self.layer_step(state, key.finish(), title, history_by, |this, state, id| {
+                    let req = CopyParts {
+                        sources: &copy.sources,
+                        dest: &copy.dest,
+                        chown: copy.chown.as_deref(),
+                        chmod: copy.chmod.as_deref(),
+                    };
+                    match incremental {
+                        Some((identity, selections)) => {
+                            let selected = selections.iter().map(|s| s.len() as u64).collect();
+                            let (upper, records) = this.copy_recorded(state, &req, &identity, selections, id)?;
+                            this.pending_index = Some((identity, selected, records));
+                            Ok(upper)
+                        }
+                        None => this.copy(state, &source, req.sources, req.dest, req.chown, req.chmod, false),
+                    }
                 })
             }
             Instruction::Add(add) => {
                 unsupported_add(add)?;
                 let source = CopySource::Context;
-                self.source_key(&mut key, &source, &add.sources)?;
+                let _ = self.source_key(&mut key, &source, &add.sources)?;
                 self.step += 1;
                 let title = self.title(&text);
                 self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
@@ -244,8 +272,11 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             None => {
                 b.progress.event(Event::Started { id, name: title });
                 let created = b.now();
-                let result = exec(self, state, id)
-                    .and_then(|upper| self.commit_diff(state, upper, id, store_key, created.clone()));
+                self.pending_index = None;
+                let result = exec(self, state, id).and_then(|upper| {
+                    let index = self.pending_index.take();
+                    self.commit_diff(state, upper, id, store_key, created.clone(), index)
+                });
                 let layer = match result {
                     Ok(layer) => layer,
                     Err(e) => {
@@ -430,26 +461,148 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     }
 
     /// Mixes what COPY/ADD read into the key: context content digests, or
-    /// the source stage's key, or the source image.
-    fn source_key(&self, key: &mut KeyBuilder, source: &CopySource<'_>, sources: &[Source]) -> Result<(), BuildError> {
+    /// the source stage's key, or the source image. For a copy of context
+    /// paths only (no heredocs), returns what each source selected, so that
+    /// the copy does not walk the context a second time.
+    fn source_key(
+        &self,
+        key: &mut KeyBuilder,
+        source: &CopySource<'_>,
+        sources: &[Source],
+    ) -> Result<Option<Vec<Vec<crate::context::Entry>>>, BuildError> {
         match source {
             CopySource::Context => {
                 let ctx = &self.b.context;
+                let mut selected = Vec::new();
                 for src in sources {
                     if let Source::Path(pattern) = src {
                         let entries = ctx.select_with(pattern, &SelectOptions { allow_empty_wildcard: true })?;
                         key.str(pattern).str(&ctx.content_digest(&entries)?);
+                        selected.push(entries);
                     }
                 }
+                Ok((selected.len() == sources.len()).then_some(selected))
             }
             CopySource::Stage(state) => {
                 key.str("stage").digest(&state.key);
+                Ok(None)
             }
             CopySource::Image(image) => {
                 key.str("image").digest(&image.image.record.digest);
+                Ok(None)
             }
         }
-        Ok(())
+    }
+
+    /// COPY from the build context, recording what it copied (the copy
+    /// index) and, when this step ran before with other sources, starting
+    /// from that result: unchanged files are hard-linked from its snapshot
+    /// instead of copied (see `copy::index`). Gives the same diff as a full
+    /// copy; `--no-cache` and the naive snapshotter always copy in full.
+    fn copy_recorded(
+        &self,
+        state: &StageState,
+        parts: &CopyParts<'_>,
+        identity: &Digest,
+        selected: Vec<Vec<crate::context::Entry>>,
+        id: VertexId,
+    ) -> Result<(Option<PathBuf>, Vec<CopyRecord>), BuildError> {
+        let b = self.b;
+        let ctx = &b.context;
+        let mut selections = Vec::with_capacity(selected.len());
+        for entries in selected {
+            let digests = ctx.file_digests(&entries)?;
+            selections.push(Selection { entries, digests });
+        }
+        let workdir = state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
+        let req = CopyRequest {
+            sources: source_items(parts.sources),
+            dest: parts.dest,
+            workdir: &workdir,
+            chown: parts.chown,
+            chmod: parts.chmod,
+            add: false,
+            keep_owner: false,
+        };
+        let previous = if b.opts.no_cache || b.opts.snapshotter != SnapshotterKind::Overlay {
+            None
+        } else {
+            self.previous_copy(state, identity)?
+        };
+        if let Some((old_upper, chain_id, old)) = previous {
+            let scratch = self.scratch("step-")?;
+            let upper = scratch.join("upper");
+            fs::create_dir_all(&scratch)
+                .map_err(|e| BuildError::Internal(format!("creating {}: {e}", scratch.display())))?;
+            // The previous result itself when nothing else uses it (no copy
+            // at all), else hard links to its files.
+            let dest = upper.clone();
+            let taken =
+                self.store.with(move |w| w.take_snapshot(&chain_id, cache::CACHE_HOLDER, &dest)).unwrap_or(false);
+            // Any failure to seed (an unexplained old upper dir, an I/O
+            // error) only costs the shortcut: the copy is then done in full.
+            let reuse = if taken {
+                seed_in_place(&upper, &old, &selections).ok().flatten()
+            } else {
+                fs::create_dir(&upper)
+                    .map_err(|e| BuildError::Internal(format!("creating {}: {e}", upper.display())))?;
+                seed_upper(&old_upper, &upper, &old, &selections).ok().flatten()
+            };
+            if let Some(reuse) = reuse {
+                let lowers = self.lowers(&state.layers)?;
+                let snap = ActiveSnapshot::prepare_seeded(&lowers, &scratch)?;
+                let recorded = Recorded { selections: &selections, reuse: Some(&reuse) };
+                let (_, records) = copy_into_with(ctx, &req, snap.rootfs(), Some(recorded))?;
+                if reuse.all_claimed(&records) {
+                    b.progress.event(Event::Status {
+                        id,
+                        text: format!(
+                            "incremental: {} of {} files kept from the previous result ({})",
+                            reuse.len(),
+                            records.iter().filter(|r| r.kind == crate::context::EntryKind::File).count(),
+                            if taken { "taken over" } else { "hard-linked" }
+                        ),
+                    });
+                    let upper = snap.commit()?;
+                    return Ok((Some(upper), records));
+                }
+                // The seeded dir holds a path this copy did not write: a
+                // full copy would not have it. Start over.
+            }
+            let _ = fs::remove_dir_all(&scratch);
+        }
+        let (snap, _) = self.snapshot(&state.layers)?;
+        let recorded = Recorded { selections: &selections, reuse: None };
+        let (_, records) = copy_into_with(ctx, &req, snap.rootfs(), Some(recorded))?;
+        Ok((Some(snap.commit()?), records))
+    }
+
+    /// The snapshot and copy index of the last result of the COPY step
+    /// `identity` over this very parent chain, if still in the store.
+    #[allow(clippy::type_complexity)]
+    fn previous_copy(
+        &self,
+        state: &StageState,
+        identity: &Digest,
+    ) -> Result<Option<(PathBuf, Digest, CopyIndex)>, BuildError> {
+        let index_key = cache::copy_index_key(identity);
+        let mut diff_ids: Vec<Digest> = state.layers.iter().map(|l| l.diff_id).collect();
+        self.store.with(move |w| {
+            let store = w.store();
+            let Some(bytes) = store.build_cache_get_blob(&index_key)? else { return Ok(None) };
+            let Some(index) = CopyIndex::decode(&bytes) else { return Ok(None) };
+            let Some(value) = store.build_cache_get(&index.step_key).ok().flatten() else { return Ok(None) };
+            let Ok(step) = serde_json::from_str::<CachedStep>(&value) else { return Ok(None) };
+            let Some(layer) = step.layer else { return Ok(None) };
+            diff_ids.push(layer.diff_id);
+            let chain = chain_ids(&diff_ids);
+            let Some(chain_id) = chain.last() else { return Ok(None) };
+            if store.snapshot(chain_id)?.is_none() {
+                return Ok(None);
+            }
+            let path = store.snapshot_path(chain_id);
+            Ok(path.is_dir().then_some((path, *chain_id, index)))
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -514,6 +667,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         id: VertexId,
         store_key: String,
         created: String,
+        index: Option<(Digest, Vec<u64>, Vec<CopyRecord>)>,
     ) -> Result<Option<LayerInfo>, BuildError> {
         let scratch = upper.as_deref().and_then(Path::parent).map(Path::to_path_buf);
         let upper = upper.filter(|u| fs::read_dir(u).map(|mut d| d.next().is_some()).unwrap_or(true));
@@ -535,8 +689,23 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             source_date_epoch: b.opts.source_date_epoch,
             threads: 0,
         };
-        let desc = write_layer_from_dir(&upper, &opts, &mut sink)?;
-        let staged = sink.finish()?;
+        let (desc, staged) = if opts.compression == Compression::None {
+            // The sink hashes what it stores: for an uncompressed layer
+            // that is the diff_id and the digest at once, one pass.
+            let size = write_tar_from_dir(&upper, &opts, &mut sink)?;
+            let staged = sink.finish()?;
+            let desc = LayerDescriptor {
+                diff_id: staged.digest,
+                digest: staged.digest,
+                size,
+                uncompressed_size: size,
+                media_type: opts.compression.media_type().to_string(),
+            };
+            (desc, staged)
+        } else {
+            let desc = write_layer_from_dir(&upper, &opts, &mut sink)?;
+            (desc, sink.finish()?)
+        };
         b.progress.event(Event::Status {
             id,
             text: format!("writing layer {} {}", short(&desc.digest), human_size(desc.size)),
@@ -550,6 +719,11 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         let info = layer.clone();
         let record = serde_json::to_string(&CachedStep { layer: Some(CachedLayer::from(&layer)), created })
             .map_err(|e| BuildError::Internal(e.to_string()))?;
+        // What this COPY copied, for the next build of the same step.
+        let index = index.map(|(identity, selected, records)| {
+            let index = CopyIndex { step_key: store_key.clone(), selected, records };
+            (cache::copy_index_key(&identity), index.encode())
+        });
         self.store.with(move |w: &Writer<'_>| {
             w.commit_blob(staged, Some(&info.digest))?;
             w.place_snapshot(&upper, &chain_id)?;
@@ -557,6 +731,9 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 tx.put_layer(&info)?;
                 tx.set_gc_root(&cache::layer_root_name(&info.digest), &info.digest)?;
                 tx.record_snapshot(&chain_id, parent.as_ref(), &info.diff_id, cache::CACHE_HOLDER)?;
+                if let Some((key, bytes)) = &index {
+                    tx.put_build_cache_blob(key, bytes)?;
+                }
                 tx.put_build_cache(&store_key, &record)
             })
         })?;

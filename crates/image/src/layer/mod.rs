@@ -36,7 +36,7 @@ pub use compress::{
 };
 pub use reader::{EntryKind, TarEntry, TarReader};
 pub use scan::{TarSummary, scan_tar};
-pub use write::{LayerDescriptor, WriteOptions, write_layer_from_dir, write_layer_from_tar};
+pub use write::{LayerDescriptor, WriteOptions, write_layer_from_dir, write_layer_from_tar, write_tar_from_dir};
 
 /// Name prefix of a whiteout entry: `.wh.<name>` deletes `<name>`.
 pub const WHITEOUT_PREFIX: &str = ".wh.";

@@ -376,6 +376,20 @@ pub(crate) fn remove_snapshot(conn: &Connection, chain_id: &Digest) -> Result<()
     Ok(())
 }
 
+/// Whether `holder` is the only holder of `chain_id` and no recorded
+/// snapshot has it as its parent.
+pub(crate) fn snapshot_solely_held(conn: &Connection, chain_id: &Digest, holder: &str) -> Result<bool> {
+    let c = chain_id.to_string();
+    let (held, others, children): (i64, i64, i64) = conn.query_row(
+        "SELECT (SELECT COUNT(*) FROM snapshot_refs WHERE chain_id = ?1 AND holder = ?2),
+                (SELECT COUNT(*) FROM snapshot_refs WHERE chain_id = ?1 AND holder != ?2),
+                (SELECT COUNT(*) FROM snapshots WHERE parent = ?1)",
+        params![c, holder],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(held == 1 && others == 0 && children == 0)
+}
+
 pub(crate) fn add_snapshot_ref(conn: &Connection, chain_id: &Digest, holder: &str) -> Result<()> {
     conn.execute(
         "INSERT OR IGNORE INTO snapshot_refs(chain_id, holder) VALUES (?1, ?2)",
@@ -439,6 +453,26 @@ pub(crate) fn build_cache_get(conn: &Connection, key: &str) -> Result<Option<Str
 }
 
 pub(crate) fn build_cache_put(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    conn.execute(
+        "INSERT INTO build_cache(key, value, created) VALUES (?1, ?2, ?3)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+        params![key, value, now_secs()],
+    )?;
+    Ok(())
+}
+
+/// A binary build-cache value (SQLite keeps a BLOB as a BLOB in the TEXT
+/// column); `None` when missing or not binary.
+pub(crate) fn build_cache_get_blob(conn: &Connection, key: &str) -> Result<Option<Vec<u8>>> {
+    let value: Option<rusqlite::types::Value> =
+        conn.query_row("SELECT value FROM build_cache WHERE key = ?1", [key], |r| r.get(0)).optional()?;
+    Ok(match value {
+        Some(rusqlite::types::Value::Blob(b)) => Some(b),
+        _ => None,
+    })
+}
+
+pub(crate) fn build_cache_put_blob(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
     conn.execute(
         "INSERT INTO build_cache(key, value, created) VALUES (?1, ?2, ?3)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",

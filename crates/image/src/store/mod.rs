@@ -364,6 +364,11 @@ impl Store {
         db::build_cache_get(&self.conn, key)
     }
 
+    /// A binary build-cache entry recorded with [`Tx::put_build_cache_blob`].
+    pub fn build_cache_get_blob(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        db::build_cache_get_blob(&self.conn, key)
+    }
+
     /// Named GC roots.
     pub fn gc_roots(&self) -> Result<Vec<(String, Digest)>> {
         db::gc_roots(&self.conn)

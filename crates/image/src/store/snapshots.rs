@@ -107,6 +107,24 @@ impl Writer<'_> {
         Ok(target)
     }
 
+    /// Takes the snapshot `chain_id` out of the store, moving its directory
+    /// to `dest` (on the store's file system, e.g. in the staging dir), when
+    /// `holder` alone holds it and no other snapshot is built on it; returns
+    /// false, changing nothing, otherwise. The builder uses it to turn the
+    /// previous result of a step into the start of the next one instead of
+    /// copying it. The row goes first: a crash in between leaves an
+    /// unrecorded directory, which `prune` reclaims. Whoever needs that
+    /// layer as a snapshot again gets it extracted from its blob.
+    pub fn take_snapshot(&self, chain_id: &Digest, holder: &str, dest: &Path) -> Result<bool> {
+        let path = self.store().snapshot_path(chain_id);
+        if !path.is_dir() || !db::snapshot_solely_held(self.store().conn(), chain_id, holder)? {
+            return Ok(false);
+        }
+        self.update(|tx| db::remove_snapshot(tx.conn(), chain_id))?;
+        fs::rename(&path, dest).ctx(|| format!("moving snapshot {chain_id} to {}", dest.display()))?;
+        Ok(true)
+    }
+
     /// [`Self::prepare_snapshots`] held by the image itself: they live as
     /// long as the image does.
     pub fn prepare_image_snapshots(&self, image: &Image) -> Result<Vec<PathBuf>> {

@@ -174,6 +174,12 @@ impl Tx<'_> {
         db::build_cache_put(self.tx, key, value)
     }
 
+    /// Records a binary build-cache entry (the builder's own encoding; e.g.
+    /// what a COPY step copied, for the next build of the same step).
+    pub fn put_build_cache_blob(&self, key: &str, value: &[u8]) -> Result<()> {
+        db::build_cache_put_blob(self.tx, key, value)
+    }
+
     /// Forgets every build-cache entry and drops what pins the cache's
     /// layers and snapshots (GC roots and holder rows starting with
     /// `holder`); returns how many entries there were. `prune` then reclaims

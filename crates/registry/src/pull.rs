@@ -285,7 +285,7 @@ impl Client {
                 continue;
             }
             progress.event(PullEvent::LayerWaiting { digest: desc.digest, size: desc.size });
-            jobs.push(Job { index: i, desc: desc.clone(), diff_id: *diff_id, sink: Some(writer.blob_sink()?) });
+            jobs.push(Job { index: i, desc: desc.clone(), diff_id: *diff_id, sink: Some(writer.download_sink()?) });
         }
         let downloaded: u64 = jobs.iter().map(|j| j.desc.size).sum();
         let new_layers = jobs.len();
@@ -673,7 +673,8 @@ impl Sink for SinkAdapter<'_> {
         self.sink.len()
     }
     fn digest(&self) -> Digest {
-        self.sink.digest()
+        // A download sink always knows; the empty digest would only fail the check.
+        self.sink.digest().unwrap_or_else(|| Digest::of(b""))
     }
     fn write(&mut self, data: &[u8]) -> Result<()> {
         self.sink.write_all(data).map_err(|e| RegistryError::io("writing a blob into the store's staging area", e))

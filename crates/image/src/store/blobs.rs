@@ -46,6 +46,11 @@ pub struct BlobSink {
     path: PathBuf,
     buf: Chunk,
     state: SinkState,
+    /// Bytes written so far (buffered ones included).
+    written: u64,
+    /// Never hand chunks to threads: a download sink, whose running digest
+    /// and length are asked for mid-stream and which may start over.
+    inline_only: bool,
 }
 
 /// A buffer whose data starts at an `ALIGN`ed address (safe code: an
@@ -108,33 +113,65 @@ impl StagedBlob {
 }
 
 impl BlobSink {
-    pub(crate) fn create(path: PathBuf) -> Result<BlobSink> {
+    pub(crate) fn create(path: PathBuf, inline_only: bool) -> Result<BlobSink> {
         let file = File::create(&path).ctx(|| format!("creating {}", path.display()))?;
-        Ok(BlobSink { path, buf: Chunk::new(64 * 1024), state: SinkState::Inline { file, hasher: Hasher::new() } })
+        Ok(BlobSink {
+            path,
+            buf: Chunk::new(64 * 1024),
+            state: SinkState::Inline { file, hasher: Hasher::new() },
+            written: 0,
+            inline_only,
+        })
     }
 
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
-        self.out.len()
+        self.written
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The digest of what was written so far.
-    pub fn digest(&self) -> Digest {
-        self.out.digest()
+    /// The digest of what was written so far; `None` once chunks went to
+    /// the writer threads (only sinks from `Writer::download_sink` never do).
+    pub fn digest(&self) -> Option<Digest> {
+        match &self.state {
+            SinkState::Inline { hasher, .. } => {
+                let mut h = hasher.clone();
+                h.update(self.buf.data());
+                Some(h.finish())
+            }
+            _ => None,
+        }
     }
 
     /// Throws away what was written and starts over (a download that must
-    /// begin again, e.g. when a server ignored a range request).
+    /// begin again, e.g. when a server ignored a range request). Only for
+    /// sinks that have not handed chunks to threads.
     pub fn restart(&mut self) -> Result<()> {
-        self.out.flush().ctx(|| format!("writing {}", self.path.display()))?;
-        let file = self.out.get_mut().get_mut();
+        let SinkState::Inline { file, hasher } = &mut self.state else {
+            return Err(Error::Io {
+                context: format!("restarting {}", self.path.display()),
+                source: io::Error::other("the blob was already handed to the writer threads"),
+            });
+        };
         file.set_len(0).ctx(|| format!("truncating {}", self.path.display()))?;
         io::Seek::rewind(file).ctx(|| format!("rewinding {}", self.path.display()))?;
-        self.out.reset();
+        *hasher = Hasher::new();
+        self.buf.len = 0;
+        self.written = 0;
+        Ok(())
+    }
+
+    /// Writes the buffer out on this thread (download sinks).
+    fn drain_inline(&mut self) -> io::Result<()> {
+        let SinkState::Inline { file, hasher } = &mut self.state else {
+            return Err(io::Error::other("the blob writer is not inline"));
+        };
+        hasher.update(self.buf.data());
+        file.write_all(self.buf.data())?;
+        self.buf.len = 0;
         Ok(())
     }
 
@@ -314,7 +351,9 @@ fn buffered_write_at(file: &File, data: &[u8], offset: u64) -> io::Result<()> {
 impl Write for BlobSink {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
         if self.buf.len == self.buf.capacity() {
-            if self.buf.capacity() < CHUNK {
+            if self.inline_only {
+                self.drain_inline()?;
+            } else if self.buf.capacity() < CHUNK {
                 // Still small: grow the inline buffer to a full chunk first.
                 let mut bigger = Chunk::new(CHUNK);
                 bigger.push(self.buf.data());
@@ -323,7 +362,9 @@ impl Write for BlobSink {
                 self.flush_chunk()?;
             }
         }
-        Ok(self.buf.push(data))
+        let n = self.buf.push(data);
+        self.written += n as u64;
+        Ok(n)
     }
 
     /// Buffered bytes stay until a chunk is full or `finish`: the blob is

@@ -60,7 +60,14 @@ impl<'s> Writer<'s> {
 
     /// A writer for a new blob; commit it with [`Self::commit_blob`].
     pub fn blob_sink(&self) -> Result<BlobSink> {
-        BlobSink::create(self.staging_path("blob-")?)
+        BlobSink::create(self.staging_path("blob-")?, false)
+    }
+
+    /// A staging file for a download: written on the caller's thread, so
+    /// its length and digest can be asked for mid-stream and it can
+    /// [`BlobSink::restart`].
+    pub fn download_sink(&self) -> Result<BlobSink> {
+        BlobSink::create(self.staging_path("blob-")?, true)
     }
 
     /// Stores a staged blob under its digest, after checking it against

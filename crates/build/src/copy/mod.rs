@@ -2,7 +2,7 @@
 //! to a destination root filesystem on disk.
 //!
 //! ```text
-//! copy_into(&context, &CopyRequest { sources, dest, workdir, chown, chmod, add, keep_owner }, rootfs)
+//! copy_into(&context, &CopyRequest { sources, dest, workdir, chown, chmod, add, keep_owner, exclude, parents }, rootfs)
 //! ```
 //! The sources come from a [`Context`] (the build context, or another
 //! stage's or image's root opened with `IgnoreMatcher::empty()`); the
@@ -77,6 +77,7 @@ mod error;
 mod mode;
 mod owner;
 mod root;
+mod select;
 mod sys;
 
 use std::collections::HashMap;
@@ -89,8 +90,9 @@ use std::path::{Path, PathBuf};
 
 pub use error::{CopyError, Result};
 pub use mode::Chmod;
+pub use select::{SourceFilter, select_source};
 
-use crate::context::{Context, Entry, EntryKind, SelectOptions};
+use crate::context::{Context, Entry, EntryKind};
 use root::{Escape, NewDirs, Resolved, Root};
 
 /// One COPY or ADD.
@@ -112,6 +114,10 @@ pub struct CopyRequest<'a> {
     /// `COPY --from=<stage or image>`, clear for the build context (whose
     /// owners BuildKit resets to 0:0).
     pub keep_owner: bool,
+    /// `--exclude` patterns (`.dockerignore` rules, relative to each source).
+    pub exclude: &'a [String],
+    /// `COPY --parents`: keep the sources' parent directories.
+    pub parents: bool,
 }
 
 /// A COPY/ADD source.
@@ -171,6 +177,7 @@ pub fn copy_into(src: &Context, req: &CopyRequest, dest_rootfs: &Path) -> Result
         return Err(CopyError::RelativeWorkdir { workdir: req.workdir.to_string() });
     }
     let chmod = req.chmod.map(Chmod::parse).transpose()?;
+    let filter = SourceFilter::new(req.exclude, req.parents)?;
     let base = fs::canonicalize(dest_rootfs)
         .map_err(|e| CopyError::io("open destination root", dest_rootfs.display().to_string(), e))?;
     let root = Root::new(base, Escape::Clamp, String::new());
@@ -192,9 +199,7 @@ pub fn copy_into(src: &Context, req: &CopyRequest, dest_rootfs: &Path) -> Result
     for s in &req.sources {
         match s {
             SourceItem::Pattern(p) => {
-                let entries = src
-                    .select_with(p, &SelectOptions { allow_empty_wildcard: true })
-                    .map_err(|e| CopyError::Source { pattern: p.clone(), source: e })?;
+                let entries = select_source(src, p, &filter)?;
                 group_items(entries, req.add, &mut items);
             }
             SourceItem::Heredoc { name, content } => {

@@ -20,8 +20,8 @@ use super::error::BuildError;
 use super::runmounts::{self, PreparedMounts};
 use super::service::StoreHandle;
 use super::{Builder, ResolvedImage};
-use crate::context::{Context, IgnoreMatcher, SelectOptions};
-use crate::copy::{CopyRequest, SourceItem, copy_into};
+use crate::context::{Context, IgnoreMatcher};
+use crate::copy::{CopyRequest, SourceFilter, SourceItem, copy_into, select_source};
 use crate::executor::fsutil::resolve_in_root;
 use crate::executor::{ActiveSnapshot, Network, RunSpec, resolve_user, run};
 use crate::progress::{Event, Stream, VertexId};
@@ -161,7 +161,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 for m in run.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
                     let source = self.copy_source(m.from.as_deref())?;
                     let path = m.source.clone().unwrap_or_else(|| ".".into());
-                    self.source_key(&mut key, &source, &[Source::Path(path)])?;
+                    self.source_key(&mut key, &source, &[Source::Path(path)], &SourceFilter::default())?;
                 }
                 self.step += 1;
                 let title = self.title(&text);
@@ -170,7 +170,8 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             Instruction::Copy(copy) => {
                 unsupported_copy(copy)?;
                 let source = self.copy_source(copy.from.as_deref())?;
-                self.source_key(&mut key, &source, &copy.sources)?;
+                let filter = SourceFilter::new(&copy.exclude, copy.parents)?;
+                self.source_key(&mut key, &source, &copy.sources, &filter)?;
                 self.step += 1;
                 let title = self.title(&text);
                 self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
@@ -182,17 +183,28 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                         copy.chown.as_deref(),
                         copy.chmod.as_deref(),
                         false,
+                        (&copy.exclude, copy.parents),
                     )
                 })
             }
             Instruction::Add(add) => {
                 unsupported_add(add)?;
                 let source = CopySource::Context;
-                self.source_key(&mut key, &source, &add.sources)?;
+                let filter = SourceFilter::new(&add.exclude, false)?;
+                self.source_key(&mut key, &source, &add.sources, &filter)?;
                 self.step += 1;
                 let title = self.title(&text);
                 self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
-                    this.copy(state, &source, &add.sources, &add.dest, add.chown.as_deref(), add.chmod.as_deref(), true)
+                    this.copy(
+                        state,
+                        &source,
+                        &add.sources,
+                        &add.dest,
+                        add.chown.as_deref(),
+                        add.chmod.as_deref(),
+                        true,
+                        (&add.exclude, false),
+                    )
                 })
             }
             Instruction::Workdir { path } => {
@@ -431,13 +443,21 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
 
     /// Mixes what COPY/ADD read into the key: context content digests, or
     /// the source stage's key, or the source image.
-    fn source_key(&self, key: &mut KeyBuilder, source: &CopySource<'_>, sources: &[Source]) -> Result<(), BuildError> {
+    /// `--exclude`/`--parents` select the same entries as the copy, so files
+    /// they leave out do not change the key.
+    fn source_key(
+        &self,
+        key: &mut KeyBuilder,
+        source: &CopySource<'_>,
+        sources: &[Source],
+        filter: &SourceFilter,
+    ) -> Result<(), BuildError> {
         match source {
             CopySource::Context => {
                 let ctx = &self.b.context;
                 for src in sources {
                     if let Source::Path(pattern) = src {
-                        let entries = ctx.select_with(pattern, &SelectOptions { allow_empty_wildcard: true })?;
+                        let entries = select_source(ctx, pattern, filter)?;
                         key.str(pattern).str(&ctx.content_digest(&entries)?);
                     }
                 }
@@ -462,11 +482,21 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         chown: Option<&str>,
         chmod: Option<&str>,
         add: bool,
+        (exclude, parents): (&[String], bool),
     ) -> Result<Option<PathBuf>, BuildError> {
         let workdir = state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
         let keep_owner = !matches!(source, CopySource::Context);
-        let req =
-            CopyRequest { sources: source_items(sources), dest, workdir: &workdir, chown, chmod, add, keep_owner };
+        let req = CopyRequest {
+            sources: source_items(sources),
+            dest,
+            workdir: &workdir,
+            chown,
+            chmod,
+            add,
+            keep_owner,
+            exclude,
+            parents,
+        };
         // Another stage or image is read through a throwaway overlay of its layers.
         let source_view = match source {
             CopySource::Context => None,
@@ -601,21 +631,12 @@ fn unsupported_copy(copy: &CopyInstruction) -> Result<(), BuildError> {
     if copy.link {
         return Err(not_supported("COPY --link"));
     }
-    if copy.parents {
-        return Err(not_supported("COPY --parents"));
-    }
-    if !copy.exclude.is_empty() {
-        return Err(not_supported("COPY --exclude"));
-    }
     Ok(())
 }
 
 fn unsupported_add(add: &AddInstruction) -> Result<(), BuildError> {
     if add.link {
         return Err(not_supported("ADD --link"));
-    }
-    if !add.exclude.is_empty() {
-        return Err(not_supported("ADD --exclude"));
     }
     if add.checksum.is_some() {
         return Err(not_supported("ADD --checksum"));

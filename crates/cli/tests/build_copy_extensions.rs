@@ -119,3 +119,111 @@ fn copy_exclude_and_parents_select_like_buildkit() {
     store.build_ok(ctx.path(), &["-t", "sel3"]);
     assert_eq!(fs::read_to_string(rootfs(&store, "sel3").join("par/src/c/w.txt")).unwrap(), "changed");
 }
+
+/// A tiny HTTP/1.1 server on 127.0.0.1 serving fixed files (path → body),
+/// each with a fixed `Last-Modified`; anything else is a 404. It answers
+/// until the test process ends.
+fn serve(files: Vec<(&'static str, Vec<u8>)>) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            loop {
+                let mut header = String::new();
+                match reader.read_line(&mut header) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) if header == "\r\n" || header == "\n" => break,
+                    Ok(_) => {}
+                }
+            }
+            let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_string();
+            let _ = match files.iter().find(|(p, _)| *p == path) {
+                Some((_, body)) => conn
+                    .write_all(
+                        format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nLast-Modified: Sun, 06 Nov 1994 08:49:37 GMT\r\nConnection: close\r\n\r\n",
+                            body.len()
+                        )
+                        .as_bytes(),
+                    )
+                    .and_then(|()| conn.write_all(body)),
+                None => conn.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"),
+            };
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", distill_image::digest::Digest::of(bytes).hex())
+}
+
+#[test]
+fn add_from_http_urls_like_buildkit() {
+    use std::os::unix::fs::MetadataExt;
+    let Some(store) = store("add_from_http_urls_like_buildkit") else { return };
+    // A tar archive, to see that remote archives stay archives unless --unpack=true.
+    let tar_src = TempDir::new("tarsrc");
+    write(tar_src.path(), &[("inner.txt", "inside the tar")]);
+    let tar_path = tar_src.join("a.tar");
+    build_support::run_ok(
+        std::process::Command::new("tar").arg("-cf").arg(&tar_path).arg("-C").arg(tar_src.path()).arg("inner.txt"),
+    );
+    let tool = b"hello from http\n".to_vec();
+    let base = serve(vec![("/files/tool.txt", tool.clone()), ("/a.tar", fs::read(&tar_path).unwrap())]);
+
+    let ctx = TempDir::new("ctx");
+    let good = sha256(&tool);
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM scratch\n\
+                 ADD {base}/files/tool.txt /dl/\n\
+                 ADD --checksum={good} --chmod=644 --chown=1000:1001 {base}/files/tool.txt /named.txt\n\
+                 ADD {base}/a.tar /tar-kept/\n\
+                 ADD --unpack=true {base}/a.tar /tar-unpacked/\n"
+            ),
+        )],
+    );
+    store.build_ok(ctx.path(), &["-t", "urls"]);
+    let root = rootfs(&store, "urls");
+    let dl = fs::metadata(root.join("dl/tool.txt")).unwrap();
+    assert_eq!(fs::read(root.join("dl/tool.txt")).unwrap(), tool);
+    assert_eq!(dl.mode() & 0o7777, 0o600, "URL downloads are 0600");
+    assert_eq!(dl.mtime(), 784_111_777, "mtime from Last-Modified");
+    assert_eq!((dl.uid(), dl.gid()), (0, 0));
+    let named = fs::metadata(root.join("named.txt")).unwrap();
+    assert_eq!(fs::read(root.join("named.txt")).unwrap(), tool);
+    assert_eq!(named.mode() & 0o7777, 0o644);
+    assert_eq!((named.uid(), named.gid()), (1000, 1001));
+    assert!(fs::metadata(root.join("tar-kept/a.tar")).unwrap().is_file(), "remote archives are not extracted");
+    assert_eq!(fs::read_to_string(root.join("tar-unpacked/inner.txt")).unwrap(), "inside the tar");
+
+    // The same build again: every step from the cache (the key is the URL
+    // with the checksum, or the downloaded content's digest).
+    let out = store.build_ok(ctx.path(), &["-t", "urls2", "--progress", "plain"]);
+    let text = format!("{}{}", out.stdout, out.stderr);
+    assert_eq!(text.lines().filter(|l| l.ends_with("CACHED")).count(), 4, "{text}");
+
+    // A wrong checksum fails the step, naming both digests.
+    let bad = format!("sha256:{}", "0".repeat(64));
+    let ctx = TempDir::new("ctx-bad");
+    write(ctx.path(), &[("Dockerfile", &format!("FROM scratch\nADD --checksum={bad} {base}/files/tool.txt /x\n"))]);
+    let out = store.build(ctx.path(), &["-t", "bad"]).assert_failure();
+    assert!(out.stderr.contains("checksum mismatch"), "{}", out.stderr);
+    assert!(out.stderr.contains(&bad) && out.stderr.contains(&good), "{}", out.stderr);
+
+    // A missing file is a clear error too.
+    write(ctx.path(), &[("Dockerfile", &format!("FROM scratch\nADD {base}/missing /x\n"))]);
+    let out = store.build(ctx.path(), &["-t", "bad"]).assert_failure();
+    assert!(out.stderr.contains("failed to download") && out.stderr.contains("404"), "{}", out.stderr);
+}

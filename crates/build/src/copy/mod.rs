@@ -79,6 +79,7 @@ mod owner;
 mod root;
 mod select;
 mod sys;
+pub mod url;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;

@@ -21,7 +21,7 @@ use super::runmounts::{self, PreparedMounts};
 use super::service::StoreHandle;
 use super::{Builder, ResolvedImage};
 use crate::context::{Context, IgnoreMatcher};
-use crate::copy::{CopyRequest, SourceFilter, SourceItem, copy_into, select_source};
+use crate::copy::{CopyRequest, SourceFilter, SourceItem, copy_into, select_source, url};
 use crate::executor::fsutil::resolve_in_root;
 use crate::executor::{ActiveSnapshot, Network, RunSpec, resolve_user, run};
 use crate::progress::{Event, Stream, VertexId};
@@ -189,23 +189,38 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             }
             Instruction::Add(add) => {
                 unsupported_add(add)?;
-                let source = CopySource::Context;
                 let filter = SourceFilter::new(&add.exclude, false)?;
-                self.source_key(&mut key, &source, &add.sources, &filter)?;
-                self.step += 1;
-                let title = self.title(&text);
-                self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
-                    this.copy(
-                        state,
-                        &source,
-                        &add.sources,
-                        &add.dest,
-                        add.chown.as_deref(),
-                        add.chmod.as_deref(),
-                        true,
-                        (&add.exclude, false),
-                    )
-                })
+                let has_url = add.sources.iter().any(|s| matches!(s, Source::Path(p) if url::is_url(p)));
+                if !has_url {
+                    if add.checksum.is_some() {
+                        return Err(BuildError::Internal(
+                            "ADD --checksum can't be specified for non-HTTP(S) sources".into(),
+                        ));
+                    }
+                    let source = CopySource::Context;
+                    self.source_key(&mut key, &source, &add.sources, &filter)?;
+                    self.step += 1;
+                    let title = self.title(&text);
+                    // `--unpack=false` copies local archives as they are.
+                    let unpack = add.unpack.unwrap_or(true);
+                    return self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
+                        this.copy(
+                            state,
+                            &source,
+                            &add.sources,
+                            &add.dest,
+                            add.chown.as_deref(),
+                            add.chmod.as_deref(),
+                            unpack,
+                            (&add.exclude, false),
+                        )
+                    });
+                }
+                let checksum = add.checksum.as_deref().map(url::Checksum::parse).transpose()?;
+                let staging = self.scratch("add-url-")?;
+                let result = self.add_with_urls(state, add, &filter, checksum, &staging, key, text, history_by);
+                let _ = fs::remove_dir_all(&staging);
+                result
             }
             Instruction::Workdir { path } => {
                 let current = state.config.config.as_ref().and_then(|c| c.working_dir.clone());
@@ -424,6 +439,99 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         Ok(())
     }
 
+    /// ADD with http(s) sources. As BuildKit, the key holds each URL with
+    /// `--checksum` when given (a cache hit then downloads nothing), else
+    /// with the digest of the content, downloaded first.
+    #[allow(clippy::too_many_arguments)]
+    fn add_with_urls(
+        &mut self,
+        state: &mut StageState,
+        add: &AddInstruction,
+        filter: &SourceFilter,
+        checksum: Option<url::Checksum>,
+        staging: &Path,
+        mut key: KeyBuilder,
+        text: String,
+        history_by: String,
+    ) -> Result<(), BuildError> {
+        let locals: Vec<Source> =
+            add.sources.iter().filter(|s| !matches!(s, Source::Path(p) if url::is_url(p))).cloned().collect();
+        let urls: Vec<&str> = add
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Path(p) if url::is_url(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        if add.sources.len() > 1 && !is_dir_syntax(&add.dest) {
+            return Err(crate::copy::CopyError::MultipleSourcesNeedDirectory {
+                instruction: "ADD",
+                dest: add.dest.clone(),
+                count: add.sources.len(),
+            }
+            .into());
+        }
+        self.source_key(&mut key, &CopySource::Context, &locals, filter)?;
+        let mut downloads: Vec<Option<url::Downloaded>> = Vec::new();
+        for (i, u) in urls.iter().enumerate() {
+            key.str("url").str(u);
+            match &checksum {
+                Some(c) => {
+                    key.str(c.as_str());
+                    downloads.push(None);
+                }
+                None => {
+                    let d = url::download(u, &staging.join(i.to_string()), None)?;
+                    key.str(&d.digest);
+                    downloads.push(Some(d));
+                }
+            }
+        }
+        self.step += 1;
+        let title = self.title(&text);
+        self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
+            let workdir =
+                state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
+            let (snap, _) = this.snapshot(&state.layers)?;
+            let base = CopyRequest {
+                sources: Vec::new(),
+                dest: &add.dest,
+                workdir: &workdir,
+                chown: add.chown.as_deref(),
+                chmod: add.chmod.as_deref(),
+                add: add.unpack.unwrap_or(true),
+                keep_owner: false,
+                exclude: &add.exclude,
+                parents: false,
+            };
+            if !locals.is_empty() {
+                copy_into(
+                    &this.b.context,
+                    &CopyRequest { sources: source_items(&locals), ..base.clone() },
+                    snap.rootfs(),
+                )?;
+            }
+            for (i, (u, d)) in urls.iter().zip(downloads).enumerate() {
+                let d = match d {
+                    Some(d) => d,
+                    None => url::download(u, &staging.join(i.to_string()), checksum.as_ref())?,
+                };
+                let dir = d.path.parent().unwrap_or(staging);
+                let ctx = Context::open(dir, IgnoreMatcher::empty())?;
+                // Remote archives stay archives unless `--unpack=true`.
+                let req = CopyRequest {
+                    sources: vec![SourceItem::Pattern(literal_pattern(&d.name))],
+                    add: add.unpack.unwrap_or(false),
+                    exclude: &[],
+                    ..base.clone()
+                };
+                copy_into(&ctx, &req, snap.rootfs())?;
+            }
+            Ok(Some(snap.commit()?))
+        })
+    }
+
     fn copy_source(&self, from: Option<&str>) -> Result<CopySource<'b>, BuildError> {
         let Some(from) = from else { return Ok(CopySource::Context) };
         let b = self.b;
@@ -609,6 +717,18 @@ fn source_items(sources: &[Source]) -> Vec<SourceItem> {
         .collect()
 }
 
+/// A destination written as a directory (`dir/`, `dir/.`, `.`).
+fn is_dir_syntax(dest: &str) -> bool {
+    dest.is_empty() || dest == "." || dest.ends_with('/') || dest.ends_with("/.")
+}
+
+/// A source pattern matching the file `name` (alone in its directory):
+/// glob characters become `?`, which matches them too, so that a URL's
+/// file name is never read as a wildcard.
+fn literal_pattern(name: &str) -> String {
+    name.chars().map(|c| if matches!(c, '*' | '?' | '[' | '\\') { '?' } else { c }).collect()
+}
+
 fn not_supported(what: &str) -> BuildError {
     BuildError::Internal(format!(
         "{what} is not supported yet (BuildKit extensions arrive in a later version of distill)"
@@ -638,22 +758,17 @@ fn unsupported_add(add: &AddInstruction) -> Result<(), BuildError> {
     if add.link {
         return Err(not_supported("ADD --link"));
     }
-    if add.checksum.is_some() {
-        return Err(not_supported("ADD --checksum"));
-    }
     if add.keep_git_dir {
         return Err(not_supported("ADD --keep-git-dir"));
-    }
-    if add.unpack.is_some() {
-        return Err(not_supported("ADD --unpack"));
     }
     for src in &add.sources {
         if let Source::Path(p) = src {
             let lower = p.to_ascii_lowercase();
-            if lower.starts_with("http://") || lower.starts_with("https://") {
-                return Err(not_supported("ADD from a URL"));
-            }
-            if lower.starts_with("git@") || lower.starts_with("git://") || lower.ends_with(".git") {
+            if lower.starts_with("git@")
+                || lower.starts_with("git://")
+                || lower.ends_with(".git")
+                || lower.contains(".git#")
+            {
                 return Err(not_supported("ADD from a Git repository"));
             }
         }

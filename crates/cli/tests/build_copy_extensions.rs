@@ -227,3 +227,19 @@ fn add_from_http_urls_like_buildkit() {
     let out = store.build(ctx.path(), &["-t", "bad"]).assert_failure();
     assert!(out.stderr.contains("failed to download") && out.stderr.contains("404"), "{}", out.stderr);
 }
+
+#[test]
+fn syntax_directive_is_accepted_or_warned_about() {
+    let Some(store) = store("syntax_directive_is_accepted_or_warned_about") else { return };
+    let ctx = TempDir::new("ctx");
+    write(ctx.path(), &[("f", "x"), ("Dockerfile", "# syntax=docker/dockerfile:1.7-labs\nFROM scratch\nCOPY f /f\n")]);
+    let out = store.build_ok(ctx.path(), &["-t", "official"]);
+    assert!(!out.stderr.contains("syntax="), "{}", out.stderr);
+    write(ctx.path(), &[("Dockerfile", "# syntax=example.com/my/frontend:2\nFROM scratch\nCOPY f /f\n")]);
+    let out = store.build_ok(ctx.path(), &["-t", "other"]);
+    assert!(
+        out.stderr.contains("WARNING: # syntax=example.com/my/frontend:2: distill cannot run BuildKit frontend images"),
+        "{}",
+        out.stderr
+    );
+}

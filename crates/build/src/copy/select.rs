@@ -38,17 +38,14 @@ pub struct SourceFilter {
 impl SourceFilter {
     /// Parses the `--exclude` patterns (errors name the bad pattern).
     pub fn new(exclude: &[String], parents: bool) -> Result<SourceFilter> {
-        let mut matcher = IgnoreMatcher::empty();
+        // Checked one by one first, so that the error names the bad pattern.
         for p in exclude {
-            // One at a time, so that the error names the pattern.
             IgnoreMatcher::from_patterns([p])
                 .map_err(|e| CopyError::InvalidExclude { pattern: p.clone(), reason: e.to_string() })?;
         }
-        if !exclude.is_empty() {
-            matcher = IgnoreMatcher::from_patterns(exclude)
-                .map_err(|e| CopyError::InvalidExclude { pattern: exclude.join(" "), reason: e.to_string() })?;
-        }
-        Ok(SourceFilter { exclude: matcher, parents })
+        let exclude = IgnoreMatcher::from_patterns(exclude)
+            .map_err(|e| CopyError::InvalidExclude { pattern: exclude.join(" "), reason: e.to_string() })?;
+        Ok(SourceFilter { exclude, parents })
     }
 
     /// True when the filter changes nothing (plain COPY/ADD selection).
@@ -114,7 +111,12 @@ pub fn select_source(src: &Context, pattern: &str, filter: &SourceFilter) -> Res
     let literal_dirs = if rest.is_empty() { comps.len().saturating_sub(1) } else { first_wild };
     for c in &comps[..literal_dirs] {
         prefix.push(OsStr::from_bytes(c));
-        let mut e = src.entry(&join(from, &prefix)).map_err(source_err)?;
+        let mut e = match src.entry(&join(from, &prefix)) {
+            Ok(e) => e,
+            // A pattern below a missing directory matches nothing.
+            Err(crate::context::ContextError::NotFound { .. }) if !rest.is_empty() => return Ok(Vec::new()),
+            Err(e) => return Err(source_err(e)),
+        };
         if e.kind != EntryKind::Dir {
             // `a/b/c` where `a/b` is a file: nothing can match below it.
             return Ok(Vec::new());
@@ -156,8 +158,9 @@ pub fn select_source(src: &Context, pattern: &str, filter: &SourceFilter) -> Res
         }
     }
     out.extend(drop_empty_tentative(kept));
-    if out.len() == 1 + literal_dirs && include.is_some() {
-        // Nothing matched: BuildKit copies nothing (AllowEmptyWildcard).
+    if out.len() == 1 + literal_dirs {
+        // Nothing matched (or all of it is excluded): BuildKit copies
+        // nothing (AllowEmptyWildcard), not even the parents.
         return Ok(Vec::new());
     }
     Ok(out)

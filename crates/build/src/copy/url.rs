@@ -83,7 +83,13 @@ pub struct Downloaded {
 /// another download of the same name.
 pub fn download(url: &str, dir: &Path, checksum: Option<&Checksum>) -> Result<Downloaded> {
     let fail = |reason: String| CopyError::Download { url: url.to_string(), reason };
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+    let mut config = ureq::Agent::config_builder();
+    // Proxies come from the environment (HTTPS_PROXY, NO_PROXY, ...), but
+    // the loopback interface is never behind one.
+    if is_loopback(url) {
+        config = config.proxy(None);
+    }
+    let agent: ureq::Agent = config
         .timeout_connect(Some(Duration::from_secs(30)))
         .timeout_recv_response(Some(Duration::from_secs(120)))
         .user_agent(concat!("distill/", env!("CARGO_PKG_VERSION")))
@@ -134,6 +140,19 @@ pub fn download(url: &str, dir: &Path, checksum: Option<&Checksum>) -> Result<Do
     Ok(Downloaded { url: url.to_string(), name, path, digest })
 }
 
+/// Whether the URL's host is `localhost` or a loopback address.
+fn is_loopback(url: &str) -> bool {
+    let after_scheme = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let authority = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
+    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = if let Some(v6) = host_port.strip_prefix('[') {
+        v6.split(']').next().unwrap_or_default()
+    } else {
+        host_port.split(':').next().unwrap_or_default()
+    };
+    host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Seconds since the epoch of an HTTP date in the IMF-fixdate form
 /// (`Sun, 06 Nov 1994 08:49:37 GMT`), the one servers must send. The
 /// obsolete forms give `None` (the download time is kept).
@@ -174,6 +193,16 @@ mod tests {
         assert_eq!(url_file_name("https://example.com"), "__unnamed__");
         assert_eq!(url_file_name("https://example.com/"), "__unnamed__");
         assert!(is_url("HTTPS://x/y") && is_url("http://x") && !is_url("httpx/y") && !is_url("h"));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        assert!(is_loopback("http://127.0.0.1:8080/x"));
+        assert!(is_loopback("http://LOCALHOST/x"));
+        assert!(is_loopback("http://[::1]:80/x"));
+        assert!(is_loopback("http://user:pw@127.0.0.2/x"));
+        assert!(!is_loopback("https://example.com/x"));
+        assert!(!is_loopback("https://10.0.0.1:443"));
     }
 
     #[test]

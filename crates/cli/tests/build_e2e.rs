@@ -367,7 +367,11 @@ fn unsupported_features_fail_clearly_never_silently() {
     let cases = [
         ("FROM debian:bookworm AS a\nONBUILD RUN echo hi\nFROM a\nRUN true\n", 3, "ONBUILD triggers"),
         ("FROM debian:bookworm\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),
-        ("FROM debian:bookworm\nADD https://example.invalid/x /x\n", 2, "ADD from a URL is not supported yet"),
+        (
+            "FROM debian:bookworm\nADD https://example.invalid/repo.git /x\n",
+            2,
+            "ADD from a Git repository is not supported yet",
+        ),
         ("FROM debian:bookworm\nCOPY --link Dockerfile /x\n", 2, "COPY --link is not supported yet"),
         ("FROM no-such-image:1\n", 1, "is not in the local store"),
     ];

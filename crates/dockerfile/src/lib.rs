@@ -14,6 +14,7 @@ pub mod lint;
 pub mod parser;
 pub mod plan;
 pub mod shell;
+pub mod syntax;
 
 pub use ast::{Ast, Heredoc, Node};
 pub use error::{Error, ErrorKind, Result};

@@ -13,7 +13,7 @@
 //!   reading only files that a [`HashCache`] does not already know.
 
 mod error;
-mod gomatch;
+pub(crate) mod gomatch;
 mod hash;
 mod ignore;
 mod walk;

@@ -311,6 +311,26 @@ impl Context {
         Ok(out)
     }
 
+    /// The one entry at `path` (no wildcards; symlinks followed within the
+    /// context), without walking below it: `COPY --parents` needs the
+    /// metadata of the directories it recreates above what it copies.
+    pub fn entry(&self, path: &str) -> Result<Entry> {
+        let mut rooted = b"/".to_vec();
+        rooted.extend_from_slice(path.as_bytes());
+        let cleaned = gomatch::clean(&rooted);
+        let shown = String::from_utf8_lossy(&cleaned).into_owned();
+        let rel = &cleaned[1..];
+        match self.resolve(rel, true)? {
+            Resolve::Found { real, meta } => {
+                let rel_path = if rel.is_empty() { PathBuf::from(".") } else { bytes_path(rel) };
+                Entry::new(rel_path, PathBuf::new(), self.abs(&real), &meta)
+            }
+            Resolve::NotFound => Err(ContextError::NotFound { path: shown }),
+            Resolve::Excluded => Err(ContextError::Excluded { path: shown }),
+            Resolve::Loop => Err(ContextError::SymlinkLoop { path: shown }),
+        }
+    }
+
     /// Computes the content digest of `entries` (see [`hash::content_digest`]),
     /// using and filling this context's hash cache.
     pub fn content_digest(&self, entries: &[Entry]) -> Result<String> {

@@ -34,6 +34,51 @@ pub enum CopyError {
         count: usize,
     },
 
+    /// An `--exclude` pattern (or a `--parents` pattern) is malformed.
+    #[error("invalid pattern {pattern:?}: {reason}")]
+    InvalidExclude {
+        /// The pattern as written.
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// `COPY --parents` with a wildcard in front of the `/./` pivot.
+    #[error("COPY --parents {source_path:?}: wildcards in front of the /./ pivot are not supported yet")]
+    ParentsWildcardPivot {
+        /// The source as written.
+        source_path: String,
+    },
+
+    /// `--checksum` is malformed.
+    #[error("invalid --checksum={spec:?}: {reason}")]
+    InvalidChecksum {
+        /// The flag value.
+        spec: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// An ADD URL could not be downloaded.
+    #[error("failed to download {url}: {reason}")]
+    Download {
+        /// The URL.
+        url: String,
+        /// What went wrong (status, connection, body).
+        reason: String,
+    },
+
+    /// The downloaded content does not have the `--checksum` digest.
+    #[error("ADD {url}: checksum mismatch: expected {expected}, got {actual}")]
+    ChecksumMismatch {
+        /// The URL.
+        url: String,
+        /// The `--checksum` value.
+        expected: String,
+        /// The digest of what was downloaded.
+        actual: String,
+    },
+
     /// The working directory is not absolute.
     #[error("working directory {workdir:?} is not an absolute path")]
     RelativeWorkdir {

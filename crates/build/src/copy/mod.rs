@@ -2,7 +2,7 @@
 //! to a destination root filesystem on disk.
 //!
 //! ```text
-//! copy_into(&context, &CopyRequest { sources, dest, workdir, chown, chmod, add, keep_owner }, rootfs)
+//! copy_into(&context, &CopyRequest { sources, dest, workdir, chown, chmod, add, keep_owner, exclude, parents }, rootfs)
 //! ```
 //! The sources come from a [`Context`] (the build context, or another
 //! stage's or image's root opened with `IgnoreMatcher::empty()`); the
@@ -78,7 +78,9 @@ pub mod index;
 mod mode;
 mod owner;
 mod root;
+mod select;
 mod sys;
+pub mod url;
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
@@ -91,8 +93,9 @@ use std::path::{Path, PathBuf};
 pub use error::{CopyError, Result};
 pub use index::{CopyIndex, CopyRecord, Reuse, Selection, seed_in_place, seed_upper};
 pub use mode::Chmod;
+pub use select::{SourceFilter, select_source};
 
-use crate::context::{Context, Entry, EntryKind, SelectOptions};
+use crate::context::{Context, Entry, EntryKind};
 use root::{Escape, NewDirs, Resolved, Root};
 
 /// One COPY or ADD.
@@ -114,6 +117,10 @@ pub struct CopyRequest<'a> {
     /// `COPY --from=<stage or image>`, clear for the build context (whose
     /// owners BuildKit resets to 0:0).
     pub keep_owner: bool,
+    /// `--exclude` patterns (`.dockerignore` rules, relative to each source).
+    pub exclude: &'a [String],
+    /// `COPY --parents`: keep the sources' parent directories.
+    pub parents: bool,
 }
 
 /// A COPY/ADD source.
@@ -204,6 +211,7 @@ pub fn copy_into_with(
         return Err(CopyError::RelativeWorkdir { workdir: req.workdir.to_string() });
     }
     let chmod = req.chmod.map(Chmod::parse).transpose()?;
+    let filter = SourceFilter::new(req.exclude, req.parents)?;
     let base = fs::canonicalize(dest_rootfs)
         .map_err(|e| CopyError::io("open destination root", dest_rootfs.display().to_string(), e))?;
     let root = Root::new(base, Escape::Clamp, String::new());
@@ -227,12 +235,7 @@ pub fn copy_into_with(
             SourceItem::Pattern(p) => {
                 let (entries, digests) = match recorded.and_then(|r| r.selections.get(i)) {
                     Some(sel) => (sel.entries.clone(), sel.digests.clone()),
-                    None => {
-                        let entries = src
-                            .select_with(p, &SelectOptions { allow_empty_wildcard: true })
-                            .map_err(|e| CopyError::Source { pattern: p.clone(), source: e })?;
-                        (entries, Vec::new())
-                    }
+                    None => (select_source(src, p, &filter)?, Vec::new()),
                 };
                 group_items(entries, digests, i as u32, req.add, &mut items);
             }

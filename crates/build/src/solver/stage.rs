@@ -20,10 +20,10 @@ use super::error::BuildError;
 use super::runmounts::{self, PreparedMounts};
 use super::service::StoreHandle;
 use super::{Builder, ResolvedImage};
-use crate::context::{Context, IgnoreMatcher, SelectOptions};
+use crate::context::{Context, IgnoreMatcher};
 use crate::copy::{
-    CopyIndex, CopyRecord, CopyRequest, Recorded, Selection, SourceItem, copy_into, copy_into_with, seed_in_place,
-    seed_upper,
+    CopyIndex, CopyRecord, CopyRequest, Recorded, Selection, SourceFilter, SourceItem, copy_into, copy_into_with,
+    seed_in_place, seed_upper, select_source, url,
 };
 use crate::executor::SnapshotterKind;
 use crate::executor::fsutil::resolve_in_root;
@@ -175,7 +175,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 for m in run.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
                     let source = self.copy_source(m.from.as_deref())?;
                     let path = m.source.clone().unwrap_or_else(|| ".".into());
-                    self.source_key(&mut key, &source, &[Source::Path(path)])?;
+                    self.source_key(&mut key, &source, &[Source::Path(path)], &SourceFilter::default())?;
                 }
                 self.step += 1;
                 let title = self.title(&text);
@@ -191,8 +191,11 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                     k.str("copy-identity");
                     k.finish()
                 };
-                let selections = self.source_key(&mut key, &source, &copy.sources)?;
-                let incremental = selections.map(|s| (identity, s));
+                let filter = SourceFilter::new(&copy.exclude, copy.parents)?;
+                let selections = self.source_key(&mut key, &source, &copy.sources, &filter)?;
+                // Incremental copies record plain selections; filtered ones copy in full.
+                let plain = copy.exclude.is_empty() && !copy.parents;
+                let incremental = selections.filter(|_| plain).map(|s| (identity, s));
                 self.step += 1;
                 let title = self.title(&text);
                 self.layer_step(state, key.finish(), title, history_by, |this, state, id| {
@@ -209,19 +212,53 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                             this.pending_index = Some((identity, selected, records));
                             Ok(upper)
                         }
-                        None => this.copy(state, &source, req.sources, req.dest, req.chown, req.chmod, false),
+                        None => this.copy(
+                            state,
+                            &source,
+                            req.sources,
+                            req.dest,
+                            req.chown,
+                            req.chmod,
+                            false,
+                            (&copy.exclude, copy.parents),
+                        ),
                     }
                 })
             }
             Instruction::Add(add) => {
                 unsupported_add(add)?;
-                let source = CopySource::Context;
-                let _ = self.source_key(&mut key, &source, &add.sources)?;
-                self.step += 1;
-                let title = self.title(&text);
-                self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
-                    this.copy(state, &source, &add.sources, &add.dest, add.chown.as_deref(), add.chmod.as_deref(), true)
-                })
+                let filter = SourceFilter::new(&add.exclude, false)?;
+                let has_url = add.sources.iter().any(|s| matches!(s, Source::Path(p) if url::is_url(p)));
+                if !has_url {
+                    if add.checksum.is_some() {
+                        return Err(BuildError::Internal(
+                            "ADD --checksum can't be specified for non-HTTP(S) sources".into(),
+                        ));
+                    }
+                    let source = CopySource::Context;
+                    let _ = self.source_key(&mut key, &source, &add.sources, &filter)?;
+                    self.step += 1;
+                    let title = self.title(&text);
+                    // `--unpack=false` copies local archives as they are.
+                    let unpack = add.unpack.unwrap_or(true);
+                    return self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
+                        this.copy(
+                            state,
+                            &source,
+                            &add.sources,
+                            &add.dest,
+                            add.chown.as_deref(),
+                            add.chmod.as_deref(),
+                            unpack,
+                            (&add.exclude, false),
+                        )
+                    });
+                }
+                let checksum = add.checksum.as_deref().map(url::Checksum::parse).transpose()?;
+                let staging = self.scratch("add-url-")?;
+                let result = self.add_with_urls(state, add, &filter, checksum, &staging, key, text, history_by);
+                let _ = fs::remove_dir_all(&staging);
+                result
             }
             Instruction::Workdir { path } => {
                 let current = state.config.config.as_ref().and_then(|c| c.working_dir.clone());
@@ -443,6 +480,99 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         Ok(())
     }
 
+    /// ADD with http(s) sources. As BuildKit, the key holds each URL with
+    /// `--checksum` when given (a cache hit then downloads nothing), else
+    /// with the digest of the content, downloaded first.
+    #[allow(clippy::too_many_arguments)]
+    fn add_with_urls(
+        &mut self,
+        state: &mut StageState,
+        add: &AddInstruction,
+        filter: &SourceFilter,
+        checksum: Option<url::Checksum>,
+        staging: &Path,
+        mut key: KeyBuilder,
+        text: String,
+        history_by: String,
+    ) -> Result<(), BuildError> {
+        let locals: Vec<Source> =
+            add.sources.iter().filter(|s| !matches!(s, Source::Path(p) if url::is_url(p))).cloned().collect();
+        let urls: Vec<&str> = add
+            .sources
+            .iter()
+            .filter_map(|s| match s {
+                Source::Path(p) if url::is_url(p) => Some(p.as_str()),
+                _ => None,
+            })
+            .collect();
+        if add.sources.len() > 1 && !is_dir_syntax(&add.dest) {
+            return Err(crate::copy::CopyError::MultipleSourcesNeedDirectory {
+                instruction: "ADD",
+                dest: add.dest.clone(),
+                count: add.sources.len(),
+            }
+            .into());
+        }
+        self.source_key(&mut key, &CopySource::Context, &locals, filter)?;
+        let mut downloads: Vec<Option<url::Downloaded>> = Vec::new();
+        for (i, u) in urls.iter().enumerate() {
+            key.str("url").str(u);
+            match &checksum {
+                Some(c) => {
+                    key.str(c.as_str());
+                    downloads.push(None);
+                }
+                None => {
+                    let d = url::download(u, &staging.join(i.to_string()), None)?;
+                    key.str(&d.digest);
+                    downloads.push(Some(d));
+                }
+            }
+        }
+        self.step += 1;
+        let title = self.title(&text);
+        self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
+            let workdir =
+                state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
+            let (snap, _) = this.snapshot(&state.layers)?;
+            let base = CopyRequest {
+                sources: Vec::new(),
+                dest: &add.dest,
+                workdir: &workdir,
+                chown: add.chown.as_deref(),
+                chmod: add.chmod.as_deref(),
+                add: add.unpack.unwrap_or(true),
+                keep_owner: false,
+                exclude: &add.exclude,
+                parents: false,
+            };
+            if !locals.is_empty() {
+                copy_into(
+                    &this.b.context,
+                    &CopyRequest { sources: source_items(&locals), ..base.clone() },
+                    snap.rootfs(),
+                )?;
+            }
+            for (i, (u, d)) in urls.iter().zip(downloads).enumerate() {
+                let d = match d {
+                    Some(d) => d,
+                    None => url::download(u, &staging.join(i.to_string()), checksum.as_ref())?,
+                };
+                let dir = d.path.parent().unwrap_or(staging);
+                let ctx = Context::open(dir, IgnoreMatcher::empty())?;
+                // Remote archives stay archives unless `--unpack=true`.
+                let req = CopyRequest {
+                    sources: vec![SourceItem::Pattern(literal_pattern(&d.name))],
+                    add: add.unpack.unwrap_or(false),
+                    exclude: &[],
+                    ..base.clone()
+                };
+                copy_into(&ctx, &req, snap.rootfs())?;
+            }
+            Ok(Some(snap.commit()?))
+        })
+    }
+
     fn copy_source(&self, from: Option<&str>) -> Result<CopySource<'b>, BuildError> {
         let Some(from) = from else { return Ok(CopySource::Context) };
         let b = self.b;
@@ -461,14 +591,17 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     }
 
     /// Mixes what COPY/ADD read into the key: context content digests, or
-    /// the source stage's key, or the source image. For a copy of context
-    /// paths only (no heredocs), returns what each source selected, so that
-    /// the copy does not walk the context a second time.
+    /// the source stage's key, or the source image. `--exclude`/`--parents`
+    /// select the same entries as the copy, so files they leave out do not
+    /// change the key. For a copy of context paths only (no heredocs),
+    /// returns what each source selected, so that the copy does not walk the
+    /// context a second time.
     fn source_key(
         &self,
         key: &mut KeyBuilder,
         source: &CopySource<'_>,
         sources: &[Source],
+        filter: &SourceFilter,
     ) -> Result<Option<Vec<Vec<crate::context::Entry>>>, BuildError> {
         match source {
             CopySource::Context => {
@@ -476,7 +609,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 let mut selected = Vec::new();
                 for src in sources {
                     if let Source::Path(pattern) = src {
-                        let entries = ctx.select_with(pattern, &SelectOptions { allow_empty_wildcard: true })?;
+                        let entries = select_source(ctx, pattern, filter)?;
                         key.str(pattern).str(&ctx.content_digest(&entries)?);
                         selected.push(entries);
                     }
@@ -523,6 +656,9 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             chmod: parts.chmod,
             add: false,
             keep_owner: false,
+            // Only unfiltered copies are incremental (see the COPY arm).
+            exclude: &[],
+            parents: false,
         };
         let previous = if b.opts.no_cache || b.opts.snapshotter != SnapshotterKind::Overlay {
             None
@@ -615,11 +751,21 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         chown: Option<&str>,
         chmod: Option<&str>,
         add: bool,
+        (exclude, parents): (&[String], bool),
     ) -> Result<Option<PathBuf>, BuildError> {
         let workdir = state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
         let keep_owner = !matches!(source, CopySource::Context);
-        let req =
-            CopyRequest { sources: source_items(sources), dest, workdir: &workdir, chown, chmod, add, keep_owner };
+        let req = CopyRequest {
+            sources: source_items(sources),
+            dest,
+            workdir: &workdir,
+            chown,
+            chmod,
+            add,
+            keep_owner,
+            exclude,
+            parents,
+        };
         // Another stage or image is read through a throwaway overlay of its layers.
         let source_view = match source {
             CopySource::Context => None,
@@ -756,6 +902,18 @@ fn source_items(sources: &[Source]) -> Vec<SourceItem> {
         .collect()
 }
 
+/// A destination written as a directory (`dir/`, `dir/.`, `.`).
+fn is_dir_syntax(dest: &str) -> bool {
+    dest.is_empty() || dest == "." || dest.ends_with('/') || dest.ends_with("/.")
+}
+
+/// A source pattern matching the file `name` (alone in its directory):
+/// glob characters become `?`, which matches them too, so that a URL's
+/// file name is never read as a wildcard.
+fn literal_pattern(name: &str) -> String {
+    name.chars().map(|c| if matches!(c, '*' | '?' | '[' | '\\') { '?' } else { c }).collect()
+}
+
 fn not_supported(what: &str) -> BuildError {
     BuildError::Internal(format!(
         "{what} is not supported yet (BuildKit extensions arrive in a later version of distill)"
@@ -778,12 +936,6 @@ fn unsupported_copy(copy: &CopyInstruction) -> Result<(), BuildError> {
     if copy.link {
         return Err(not_supported("COPY --link"));
     }
-    if copy.parents {
-        return Err(not_supported("COPY --parents"));
-    }
-    if !copy.exclude.is_empty() {
-        return Err(not_supported("COPY --exclude"));
-    }
     Ok(())
 }
 
@@ -791,25 +943,17 @@ fn unsupported_add(add: &AddInstruction) -> Result<(), BuildError> {
     if add.link {
         return Err(not_supported("ADD --link"));
     }
-    if !add.exclude.is_empty() {
-        return Err(not_supported("ADD --exclude"));
-    }
-    if add.checksum.is_some() {
-        return Err(not_supported("ADD --checksum"));
-    }
     if add.keep_git_dir {
         return Err(not_supported("ADD --keep-git-dir"));
-    }
-    if add.unpack.is_some() {
-        return Err(not_supported("ADD --unpack"));
     }
     for src in &add.sources {
         if let Source::Path(p) = src {
             let lower = p.to_ascii_lowercase();
-            if lower.starts_with("http://") || lower.starts_with("https://") {
-                return Err(not_supported("ADD from a URL"));
-            }
-            if lower.starts_with("git@") || lower.starts_with("git://") || lower.ends_with(".git") {
+            if lower.starts_with("git@")
+                || lower.starts_with("git://")
+                || lower.ends_with(".git")
+                || lower.contains(".git#")
+            {
                 return Err(not_supported("ADD from a Git repository"));
             }
         }

@@ -118,6 +118,8 @@ pub fn copy<'a>(sources: &[&str], dest: &'a str) -> CopyRequest<'a> {
         chmod: None,
         add: false,
         keep_owner: false,
+        exclude: &[],
+        parents: false,
     }
 }
 

@@ -143,6 +143,15 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         None
     };
     let dockerfile = args.dockerfile.load()?;
+    // BuildKit would run the `# syntax=` frontend image; distill cannot, so
+    // an unofficial one is worth a warning before anything is built.
+    if let Some(warning) = distill_dockerfile::parse(&dockerfile.bytes)
+        .ok()
+        .and_then(|ast| ast.directives.syntax)
+        .and_then(|d| distill_dockerfile::syntax::frontend_warning(&d.value))
+    {
+        eprintln!("WARNING: {warning}");
+    }
     let mut plan = args.dockerfile.plan_options()?;
     // RUN executes natively: another architecture would need emulation.
     let host = distill_dockerfile::plan::Platform::host();

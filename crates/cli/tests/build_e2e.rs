@@ -226,7 +226,9 @@ fn a_failing_run_keeps_completed_steps_cached() {
 fn ctrl_c_during_run_stops_the_container_and_unmounts_everything() {
     let Some(store) = store("ctrl_c_during_run_stops_the_container_and_unmounts_everything") else { return };
     let ctx = TempDir::new("sigint-ctx");
-    write(ctx.path(), &[("Dockerfile", "FROM debian:bookworm\nRUN echo ready; sleep 120\n")]);
+    // A sleep only this test runs (other builds on the machine may sleep too).
+    let sleep = format!("sleep {}", 1000 + std::process::id() % 8000);
+    write(ctx.path(), &[("Dockerfile", &format!("FROM debian:bookworm\nRUN echo ready; {sleep}\n"))]);
     let mut child = store
         .command()
         .args(["build", "--progress", "plain"])
@@ -260,7 +262,10 @@ fn ctrl_c_during_run_stops_the_container_and_unmounts_everything() {
     let ours: Vec<_> = containers.iter().filter(|c| c.starts_with(&prefix)).collect();
     assert!(ours.is_empty(), "runc state left behind: {ours:?}");
     let ps = std::process::Command::new("ps").args(["-eo", "args"]).output().unwrap();
-    assert!(!String::from_utf8_lossy(&ps.stdout).contains("sleep 120"), "the container's process survived");
+    assert!(
+        !String::from_utf8_lossy(&ps.stdout).lines().any(|l| l.trim() == sleep),
+        "the container's process survived"
+    );
 }
 
 #[test]

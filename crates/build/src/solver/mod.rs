@@ -15,6 +15,7 @@ mod config;
 mod error;
 pub mod runmounts;
 mod service;
+pub mod ssh;
 mod stage;
 
 use std::collections::{BTreeMap, HashMap};
@@ -73,6 +74,8 @@ pub struct BuildOptions {
     pub snapshotter: SnapshotterKind,
     /// `--secret`s by id, for `RUN --mount=type=secret` (never in a cache key or a layer).
     pub secrets: runmounts::Secrets,
+    /// `--ssh` agent sockets by id, for `RUN --mount=type=ssh` (see [`ssh::SshAgents`]).
+    pub ssh: BTreeMap<String, PathBuf>,
 }
 
 /// What a build produced.

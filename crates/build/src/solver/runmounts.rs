@@ -1,7 +1,8 @@
 //! What a RUN step gets besides its rootfs (BuildKit's extensions): the
 //! command of a heredoc RUN, and `--mount` targets: tmpfs, cache
-//! directories kept in the store across builds, secrets from `--secret`,
-//! and bind mounts of the context, another stage or an image. None of them
+//! directories kept in the store across builds (empty, or seeded from a
+//! stage, image or the context), secrets from `--secret`, SSH agents from
+//! `--ssh`, and bind mounts of the context, another stage or an image. None of them
 //! is part of the step's upper directory, so none ends up in a layer.
 
 use std::collections::BTreeMap;
@@ -10,11 +11,12 @@ use std::io::Write;
 use std::os::unix::fs::{PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 
-use distill_dockerfile::instructions::{Mount, MountKind, RunInstruction, Sharing, ShellOrExec};
+use distill_dockerfile::instructions::{Mount, RunInstruction, Sharing, ShellOrExec};
 use distill_image::digest::Digest;
 
 use super::config::shell;
 use super::error::BuildError;
+use super::ssh::SshRelay;
 use crate::executor::{ActiveSnapshot, ExtraMount};
 use distill_image::config::ContainerConfig;
 
@@ -30,6 +32,9 @@ pub(crate) struct PreparedMounts {
     pub env: Vec<String>,
     pub snapshots: Vec<ActiveSnapshot>,
     pub locks: Vec<File>,
+    pub relays: Vec<SshRelay>,
+    /// Where the first SSH mount is, for `SSH_AUTH_SOCK` (as BuildKit).
+    pub ssh_auth_sock: Option<String>,
 }
 
 /// argv of a RUN whose command uses heredocs, as BuildKit runs it: a lone
@@ -149,18 +154,25 @@ fn tree_bytes(dir: &Path) -> u64 {
 /// A cache mount: a directory under `<store>/cache-mounts/`, named after the
 /// id, created with the mount's mode and owner, kept across builds.
 /// `sharing=locked` waits for other users; `private` gets a fresh directory
-/// while another build holds the cache.
-pub(crate) fn cache(m: &Mount, root: &Path, scratch: &Path, out: &mut PreparedMounts) -> Result<(), BuildError> {
-    if m.from.is_some() {
-        return Err(BuildError::Internal(
-            "RUN --mount=type=cache,from=… is not supported yet (a cache seeded from a stage)".into(),
-        ));
-    }
+/// while another build holds the cache. With `from=`, `seed` is the
+/// directory a new cache starts as a copy of, and `seed_key` identifies its
+/// content: as in BuildKit, a cache seeded from other content is another
+/// cache.
+pub(crate) fn cache(
+    m: &Mount,
+    root: &Path,
+    scratch: &Path,
+    seed: Option<(&Path, &Digest)>,
+    out: &mut PreparedMounts,
+) -> Result<(), BuildError> {
     let target = m.target.clone().ok_or_else(|| BuildError::Internal("cache mount without a target".into()))?;
     let id = m.effective_id().unwrap_or_else(|| target.clone());
     let dir_root = cache_mounts_dir(root);
     fs::create_dir_all(&dir_root).map_err(|e| io_err(&dir_root, e))?;
-    let name = Digest::of(id.as_bytes()).hex();
+    let name = match seed {
+        None => Digest::of(id.as_bytes()).hex(),
+        Some((_, key)) => Digest::of(format!("{id}\0{key}").as_bytes()).hex(),
+    };
     let lock_path = dir_root.join(format!("{name}.lock"));
     let lock =
         File::options().create(true).truncate(false).write(true).open(&lock_path).map_err(|e| io_err(&lock_path, e))?;
@@ -183,9 +195,15 @@ pub(crate) fn cache(m: &Mount, root: &Path, scratch: &Path, out: &mut PreparedMo
     if !dir.exists() {
         let tmp = dir.with_extension(format!("new-{}", std::process::id()));
         let _ = fs::remove_dir_all(&tmp);
-        fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
-        chown(&tmp, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(|e| io_err(&tmp, e))?;
-        fs::set_permissions(&tmp, fs::Permissions::from_mode(m.mode.unwrap_or(0o755))).map_err(|e| io_err(&tmp, e))?;
+        match seed {
+            Some((from, _)) => copy_seed(from, &tmp)?,
+            None => {
+                fs::create_dir_all(&tmp).map_err(|e| io_err(&tmp, e))?;
+                chown(&tmp, Some(m.uid.unwrap_or(0)), Some(m.gid.unwrap_or(0))).map_err(|e| io_err(&tmp, e))?;
+                fs::set_permissions(&tmp, fs::Permissions::from_mode(m.mode.unwrap_or(0o755)))
+                    .map_err(|e| io_err(&tmp, e))?;
+            }
+        }
         if fs::rename(&tmp, &dir).is_err() {
             // Another build made it first.
             let _ = fs::remove_dir_all(&tmp);
@@ -193,6 +211,30 @@ pub(crate) fn cache(m: &Mount, root: &Path, scratch: &Path, out: &mut PreparedMo
     }
     out.mounts.push(ExtraMount::Bind { source: dir, target, readonly: m.readonly });
     out.locks.push(lock);
+    Ok(())
+}
+
+/// A new cache directory as a copy of `from` (owners, modes, links, times).
+fn copy_seed(from: &Path, to: &Path) -> Result<(), BuildError> {
+    let meta = fs::metadata(from).map_err(|e| io_err(from, e))?;
+    if !meta.is_dir() {
+        return Err(BuildError::Internal(format!("cache mount source {} is not a directory", from.display())));
+    }
+    let out = std::process::Command::new("cp")
+        .arg("-a")
+        .arg("--")
+        .arg(from)
+        .arg(to)
+        .output()
+        .map_err(|e| BuildError::Internal(format!("seeding a cache mount with cp -a: {e}")))?;
+    if !out.status.success() {
+        let _ = fs::remove_dir_all(to);
+        return Err(BuildError::Internal(format!(
+            "seeding a cache mount from {}: {}",
+            from.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
     Ok(())
 }
 
@@ -233,23 +275,50 @@ pub(crate) fn secret(m: &Mount, secrets: &Secrets, scratch: &Path, out: &mut Pre
 /// The bind mount of `source` (default `/`) inside a prepared view.
 pub(crate) fn bind_from(m: &Mount, view: &Path) -> Result<ExtraMount, BuildError> {
     let target = m.target.clone().ok_or_else(|| BuildError::Internal("bind mount without a target".into()))?;
-    let source = m.source.clone().unwrap_or_else(|| "/".into());
-    let rel = crate::executor::fsutil::resolve_in_root(view, &source)
-        .map_err(|e| BuildError::Internal(format!("bind mount source {source}: {e}")))?;
-    let path: PathBuf = view.join(rel);
-    if fs::symlink_metadata(&path).is_err() {
-        return Err(BuildError::Internal(format!("bind mount source {source:?} does not exist")));
-    }
+    let path = source_in_view(m, view)?;
     Ok(ExtraMount::Bind { source: path, target, readonly: m.readonly })
 }
 
-/// Whether a mount kind is supported; SSH agents are not (yet).
-pub(crate) fn check_supported(m: &Mount) -> Result<(), BuildError> {
-    if m.kind == MountKind::Ssh {
-        return Err(BuildError::Internal(
-            "RUN --mount=type=ssh is not supported yet (distill has no SSH agent forwarding)".into(),
-        ));
+/// Where a mount's `source` (default `/`) is inside a prepared view of its
+/// `from=`, symlinks resolved within the view.
+pub(crate) fn source_in_view(m: &Mount, view: &Path) -> Result<PathBuf, BuildError> {
+    let source = m.source.clone().unwrap_or_else(|| "/".into());
+    let rel = crate::executor::fsutil::resolve_in_root(view, &source)
+        .map_err(|e| BuildError::Internal(format!("mount source {source}: {e}")))?;
+    let path: PathBuf = view.join(rel);
+    if fs::symlink_metadata(&path).is_err() {
+        return Err(BuildError::Internal(format!("mount source {source:?} does not exist")));
     }
+    Ok(path)
+}
+
+/// An SSH agent socket: a relay socket with the mount's owner and mode
+/// (default 0600), bind-mounted at the target. An agent id not given with
+/// `--ssh` is an error when `required`, else the mount is skipped, as in
+/// BuildKit.
+pub(crate) fn ssh(
+    m: &Mount,
+    index: usize,
+    agents: &BTreeMap<String, PathBuf>,
+    out: &mut PreparedMounts,
+) -> Result<(), BuildError> {
+    let id = m.effective_id().unwrap_or_else(|| "default".into());
+    let target = m.effective_target(index).ok_or_else(|| BuildError::Internal("ssh mount without a target".into()))?;
+    if out.ssh_auth_sock.is_none() {
+        out.ssh_auth_sock = Some(target.clone());
+    }
+    let Some(upstream) = agents.get(&id) else {
+        if m.required {
+            return Err(BuildError::Internal(format!(
+                "SSH agent {id:?} is required but was not given (distill build --ssh {id}[=SOCKET|KEY])"
+            )));
+        }
+        return Ok(());
+    };
+    let relay = SshRelay::start(upstream, m.uid.unwrap_or(0), m.gid.unwrap_or(0), m.mode.unwrap_or(0o600))
+        .map_err(|e| BuildError::Internal(format!("SSH agent {id:?}: {e}")))?;
+    out.mounts.push(ExtraMount::Bind { source: relay.socket().to_path_buf(), target, readonly: true });
+    out.relays.push(relay);
     Ok(())
 }
 

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 use distill_dockerfile::instructions::{
-    AddInstruction, CopyInstruction, Instruction, MountKind, NetworkMode, RunInstruction, SecurityMode, Source,
+    AddInstruction, CopyInstruction, Instruction, Mount, MountKind, NetworkMode, RunInstruction, SecurityMode, Source,
 };
 use distill_dockerfile::plan::{Base, PlannedInstruction, PlannedStage, join_path};
 use distill_image::config::{History, ImageConfig, chain_ids};
@@ -171,8 +171,8 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 unsupported_run(run)?;
                 let args = serde_json::to_vec(&*ins.args).map_err(|e| BuildError::Internal(e.to_string()))?;
                 key.part(&args).str(&format!("{:?}", self.b.opts.network));
-                // What bind mounts read is an input like COPY's sources.
-                for m in run.mounts.iter().filter(|m| m.kind == MountKind::Bind) {
+                // What bind mounts and seeded caches read is an input like COPY's sources.
+                for m in run.mounts.iter().filter(|m| reads_source(m)) {
                     let source = self.copy_source(m.from.as_deref())?;
                     let path = m.source.clone().unwrap_or_else(|| ".".into());
                     self.source_key(&mut key, &source, &[Source::Path(path)], &SourceFilter::default())?;
@@ -415,6 +415,11 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             .collect();
         lines.extend(env.iter().map(|(k, v)| format!("{k}={v}")));
         lines.extend(mounts.env.iter().cloned());
+        if let Some(sock) = &mounts.ssh_auth_sock
+            && !lines.iter().any(|l| l.starts_with("SSH_AUTH_SOCK="))
+        {
+            lines.push(format!("SSH_AUTH_SOCK={sock}"));
+        }
         spec.env = lines;
         spec.mounts = mounts.mounts.clone();
         spec.cwd = cc.and_then(|c| c.working_dir.clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into());
@@ -453,31 +458,50 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         out: &mut PreparedMounts,
     ) -> Result<(), BuildError> {
         let b = self.b;
+        let mut ssh_index = 0;
         for (i, m) in run_ins.mounts.iter().enumerate() {
-            runmounts::check_supported(m)?;
             match m.kind {
                 MountKind::Tmpfs => out.mounts.push(runmounts::tmpfs(m)?),
                 MountKind::Cache => {
                     let root = self.store.with(|w| Ok(w.store().root().to_path_buf()))?;
-                    runmounts::cache(m, &root, scratch, out)?;
+                    if m.from.is_some() {
+                        let mut key = KeyBuilder::new("cache-seed");
+                        let source = self.copy_source(m.from.as_deref())?;
+                        let path = m.source.clone().unwrap_or_else(|| ".".into());
+                        self.source_key(&mut key, &source, &[Source::Path(path)], &SourceFilter::default())?;
+                        let view = self.mount_view(m, &scratch.join(format!("seed-{i}")))?;
+                        let seed = runmounts::source_in_view(m, view.rootfs())?;
+                        runmounts::cache(m, &root, scratch, Some((&seed, &key.finish())), out)?;
+                        out.snapshots.push(view);
+                    } else {
+                        runmounts::cache(m, &root, scratch, None, out)?;
+                    }
                 }
                 MountKind::Secret => runmounts::secret(m, &b.opts.secrets, scratch, out)?,
                 MountKind::Bind => {
-                    // A throwaway overlay view, so that `rw` writes go nowhere.
-                    let lowers = match self.copy_source(m.from.as_deref())? {
-                        CopySource::Context => vec![b.opts.context_dir.clone()],
-                        CopySource::Stage(state) => self.lowers(&state.layers)?,
-                        CopySource::Image(image) => self.lowers(&image.layers)?,
-                    };
-                    let view =
-                        ActiveSnapshot::prepare(b.opts.snapshotter, &lowers, &scratch.join(format!("bind-{i}")))?;
+                    let view = self.mount_view(m, &scratch.join(format!("bind-{i}")))?;
                     out.mounts.push(runmounts::bind_from(m, view.rootfs())?);
                     out.snapshots.push(view);
                 }
-                MountKind::Ssh => {}
+                MountKind::Ssh => {
+                    runmounts::ssh(m, ssh_index, &b.opts.ssh, out)?;
+                    ssh_index += 1;
+                }
             }
         }
         Ok(())
+    }
+
+    /// A throwaway overlay view of a mount's `from=` (the context by
+    /// default), so that `rw` writes go nowhere.
+    fn mount_view(&self, m: &Mount, dir: &Path) -> Result<ActiveSnapshot, BuildError> {
+        let b = self.b;
+        let lowers = match self.copy_source(m.from.as_deref())? {
+            CopySource::Context => vec![b.opts.context_dir.clone()],
+            CopySource::Stage(state) => self.lowers(&state.layers)?,
+            CopySource::Image(image) => self.lowers(&image.layers)?,
+        };
+        Ok(ActiveSnapshot::prepare(b.opts.snapshotter, &lowers, dir)?)
     }
 
     /// ADD with http(s) sources. As BuildKit, the key holds each URL with
@@ -912,6 +936,12 @@ fn is_dir_syntax(dest: &str) -> bool {
 /// file name is never read as a wildcard.
 fn literal_pattern(name: &str) -> String {
     name.chars().map(|c| if matches!(c, '*' | '?' | '[' | '\\') { '?' } else { c }).collect()
+}
+
+/// A RUN mount whose content is an input of the step: bind mounts and
+/// caches seeded with `from=`.
+fn reads_source(m: &Mount) -> bool {
+    m.kind == MountKind::Bind || (m.kind == MountKind::Cache && m.from.is_some())
 }
 
 fn not_supported(what: &str) -> BuildError {

@@ -71,6 +71,10 @@ pub struct BuildArgs {
     /// (from the environment variable ID). Never stored in a layer, the cache or the history.
     #[arg(long = "secret", value_name = "id=ID,src=FILE")]
     pub secrets: Vec<String>,
+    /// An SSH agent for `RUN --mount=type=ssh`: `default` ($SSH_AUTH_SOCK), `ID=SOCKET`, or
+    /// `ID=KEY[,KEY…]` (private key files, served by an ssh-agent started for the build).
+    #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY]]")]
+    pub ssh: Vec<String>,
     /// Reduce the target stage to its runtime closure (like `distill slim`), verified: the
     /// tags, --iidfile and --output get the slim image.
     #[arg(long)]
@@ -186,6 +190,8 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         Some(f) => Some(f.clone()),
         None => Some(args.dockerfile.context.join("Dockerfile")),
     };
+    // Agents started for key files live until the build is over.
+    let ssh_agents = distill_build::solver::ssh::SshAgents::start(&args.ssh)?;
     let opts = BuildOptions {
         dockerfile: dockerfile.bytes.clone(),
         dockerfile_path,
@@ -201,6 +207,7 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         source_date_epoch,
         snapshotter: SnapshotterKind::from_env()?,
         secrets: parse_secrets(&args.secrets)?,
+        ssh: ssh_agents.sockets(),
     };
 
     let mode = if args.quiet { Mode::Quiet } else { args.progress };

@@ -243,3 +243,155 @@ fn syntax_directive_is_accepted_or_warned_about() {
         out.stderr
     );
 }
+
+/// The lines of a plain-progress build that name a step answered from the cache.
+fn cached_steps(out: &build_support::CmdOutput) -> Vec<String> {
+    let text = format!("{}{}", out.stdout, out.stderr);
+    let lines: Vec<&str> = text.lines().collect();
+    let mut cached = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        if let Some(id) = line.strip_suffix(" CACHED") {
+            // The step's title is the line `#N [stage i/n] ...` above.
+            if let Some(title) = lines[..i].iter().rev().find(|l| l.starts_with(&format!("{id} ["))) {
+                cached.push(title.trim_start_matches(id).trim().to_string());
+            }
+        }
+    }
+    cached
+}
+
+#[test]
+fn copy_link_layers_are_independent_of_the_previous_state() {
+    let test = "copy_link_layers_are_independent_of_the_previous_state";
+    if !build_support::require_build(test) {
+        return;
+    }
+    let Some(store) = TestStore::with_base_images(test) else { return };
+    let ctx = TempDir::new("ctx");
+    // The last RUN checks the result inside the build (cheaper than
+    // exporting a Debian root file system): contents, owners and modes,
+    // and that the destination was not resolved through the previous
+    // state: /lnk, a symlink to /tmp before, is a directory of the linked
+    // layer, and nothing went to /tmp.
+    let dockerfile = |round: u32| {
+        format!(
+            "FROM debian:bookworm\n\
+             RUN echo {round} > /a && ln -s /tmp /lnk\n\
+             COPY --link f /f\n\
+             COPY --link --chown=1000:1001 --chmod=640 g /lnk/owned/\n\
+             RUN test \"$(cat /f /a /lnk/owned/g)\" = \"$(printf 'linked\\n{round}\\ng{round}')\" \
+                 && test -d /lnk && ! test -L /lnk && ! test -e /tmp/owned \
+                 && test \"$(stat -c '%u:%g %a' /f /lnk/owned /lnk/owned/g)\" = \
+                         \"$(printf '0:0 644\\n1000:1001 755\\n1000:1001 640')\"\n"
+        )
+    };
+    write(ctx.path(), &[("f", "linked\n"), ("g", "g1\n"), ("Dockerfile", &dockerfile(1))]);
+    store.build_ok(ctx.path(), &["-t", "link1"]);
+    // The base changes (the first RUN), and so does g.
+    write(ctx.path(), &[("g", "g2\n"), ("Dockerfile", &dockerfile(2))]);
+    let out = store.build_ok(ctx.path(), &["-t", "link2", "--progress", "plain"]);
+
+    // The --link step of the unchanged f comes from the cache with the very
+    // same layer; g's step (its source changed) and the RUNs run again.
+    let cached = cached_steps(&out);
+    assert_eq!(cached.len(), 1, "{cached:?}\n{out}");
+    assert!(cached[0].ends_with("COPY --link f /f"), "{cached:?}");
+    let base = store.image_config("debian:bookworm")["rootfs"]["diff_ids"].as_array().unwrap().len();
+    let layers = |image: &str| store.image_config(image)["rootfs"]["diff_ids"].as_array().unwrap().clone();
+    let (one, two) = (layers("link1"), layers("link2"));
+    assert_eq!((one.len(), two.len()), (base + 3, base + 3), "the checking RUN changes nothing");
+    assert_ne!(one[base], two[base], "the changed RUN");
+    assert_eq!(one[base + 1], two[base + 1], "the linked layer is reused");
+    assert_ne!(one[base + 2], two[base + 2], "a changed source invalidates its linked step");
+}
+
+/// `git` with a fixed identity and no user configuration.
+fn git(dir: &Path, args: &[&str]) -> String {
+    let mut cmd = std::process::Command::new("git");
+    cmd.arg("-C").arg(dir).args(args);
+    cmd.env("GIT_CONFIG_GLOBAL", "/dev/null").env("GIT_CONFIG_NOSYSTEM", "1");
+    for (k, v) in [("GIT_AUTHOR_NAME", "t"), ("GIT_COMMITTER_NAME", "t")] {
+        cmd.env(k, v);
+    }
+    for k in ["GIT_AUTHOR_EMAIL", "GIT_COMMITTER_EMAIL"] {
+        cmd.env(k, "t@example.com");
+    }
+    build_support::run_ok(&mut cmd).trim().to_string()
+}
+
+#[test]
+fn add_from_git_repositories_like_buildkit() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let test = "add_from_git_repositories_like_buildkit";
+    let Some(store) = store(test) else { return };
+    if !build_support::require_tools(test, &["git"]) {
+        return;
+    }
+    // A bare repository with two commits on main and an annotated tag on the first.
+    let repos = TempDir::new("git");
+    let bare = repos.join("repo.git");
+    let work = repos.join("work");
+    fs::create_dir_all(&work).unwrap();
+    git(repos.path(), &["init", "-q", "--bare", "-b", "main", bare.to_str().unwrap()]);
+    git(&work, &["init", "-q", "-b", "main"]);
+    write(&work, &[("sub/a.txt", "one\n"), ("sub/run.sh", "#!/bin/sh\n"), ("top.txt", "top\n")]);
+    fs::set_permissions(work.join("sub/run.sh"), fs::Permissions::from_mode(0o700)).unwrap();
+    git(&work, &["add", "-A"]);
+    git(&work, &["commit", "-q", "-m", "one"]);
+    let first = git(&work, &["rev-parse", "HEAD"]);
+    git(&work, &["tag", "-a", "v1", "-m", "v1"]);
+    write(&work, &[("sub/a.txt", "two\n")]);
+    git(&work, &["commit", "-q", "-am", "two"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main", "v1"]);
+    let url = format!("file://{}", bare.display());
+
+    let ctx = TempDir::new("ctx");
+    write(
+        ctx.path(),
+        &[(
+            "Dockerfile",
+            &format!(
+                "FROM scratch\n\
+                 ADD {url}#v1:sub /at-tag\n\
+                 ADD {url}#main /head/\n\
+                 ADD --keep-git-dir=true {url} /kept\n\
+                 ADD --link --checksum={} {url}#v1 /checked\n",
+                &first[..10]
+            ),
+        )],
+    );
+    store.build_ok(ctx.path(), &["-t", "g1"]);
+    let root = rootfs(&store, "g1");
+    assert_eq!(tree(&root.join("at-tag")), ["a.txt", "run.sh"], "the subdir at the tag, no .git");
+    assert_eq!(fs::read_to_string(root.join("at-tag/a.txt")).unwrap(), "one\n");
+    let mode = |p: &str| fs::metadata(root.join(p)).unwrap().mode() & 0o7777;
+    assert_eq!((mode("at-tag/a.txt"), mode("at-tag/run.sh"), mode("head/sub")), (0o644, 0o755, 0o755));
+    assert_eq!(fs::metadata(root.join("at-tag/a.txt")).unwrap().uid(), 0);
+    assert_eq!(tree(&root.join("head")), ["sub/", "sub/a.txt", "sub/run.sh", "top.txt"]);
+    assert_eq!(fs::read_to_string(root.join("head/sub/a.txt")).unwrap(), "two\n");
+    assert_eq!(fs::read_to_string(root.join("kept/.git/HEAD")).unwrap(), "ref: refs/heads/main\n");
+    assert_eq!(git(&root.join("kept"), &["rev-parse", "HEAD"]), git(&work, &["rev-parse", "HEAD"]));
+    assert_eq!(fs::read_to_string(root.join("checked/sub/a.txt")).unwrap(), "one\n");
+
+    // Unchanged: every step cached (the refs are resolved, nothing fetched).
+    let out = store.build_ok(ctx.path(), &["-t", "g2", "--progress", "plain"]);
+    assert_eq!(cached_steps(&out).len(), 4, "{out}");
+    // A new commit on main: the steps reading main run again, the tag's do
+    // not (the last one is linked, so the steps before it do not matter).
+    write(&work, &[("sub/a.txt", "three\n")]);
+    git(&work, &["commit", "-q", "-am", "three"]);
+    git(&work, &["push", "-q", bare.to_str().unwrap(), "main"]);
+    let out = store.build_ok(ctx.path(), &["-t", "g3", "--progress", "plain"]);
+    let cached = cached_steps(&out);
+    assert_eq!(cached.len(), 2, "{cached:?}");
+    assert!(cached.iter().all(|c| c.contains("#v1")), "{cached:?}");
+    assert_eq!(fs::read_to_string(rootfs(&store, "g3").join("head/sub/a.txt")).unwrap(), "three\n");
+
+    // A wrong commit checksum and a missing ref fail clearly.
+    write(ctx.path(), &[("Dockerfile", &format!("FROM scratch\nADD --checksum=0000000 {url}#v1 /x\n"))]);
+    let out = store.build(ctx.path(), &[]).assert_failure();
+    assert!(out.stderr.contains("checksum mismatch") && out.stderr.contains(&first), "{}", out.stderr);
+    write(ctx.path(), &[("Dockerfile", &format!("FROM scratch\nADD {url}#nope /x\n"))]);
+    let out = store.build(ctx.path(), &[]).assert_failure();
+    assert!(out.stderr.contains("ref \"nope\" not found"), "{}", out.stderr);
+}

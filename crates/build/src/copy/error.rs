@@ -79,6 +79,45 @@ pub enum CopyError {
         actual: String,
     },
 
+    /// An ADD source that is a Git repository address, malformed.
+    #[error("invalid Git source {source_url}: {reason}")]
+    InvalidGitSource {
+        /// The source as written.
+        source_url: String,
+        /// Why.
+        reason: String,
+    },
+
+    /// Resolving, fetching or checking out a Git source failed.
+    #[error("Git source {url}: {reason}")]
+    Git {
+        /// The repository URL.
+        url: String,
+        /// What went wrong (git's own message when git failed).
+        reason: String,
+    },
+
+    /// The resolved commit does not match `--checksum` (a commit prefix).
+    #[error("ADD {url}: checksum mismatch: expected commit {expected}, got {actual}")]
+    GitChecksumMismatch {
+        /// The repository URL.
+        url: String,
+        /// The `--checksum` value.
+        expected: String,
+        /// The resolved commit.
+        actual: String,
+    },
+
+    /// `--link` with user or group names in `--chown`: the copy is made
+    /// into an empty file system, which has no `/etc/passwd` to read.
+    #[error(
+        "--chown={spec} with --link: files are copied into an empty file system, so names can't be resolved; use numeric IDs"
+    )]
+    LinkChownName {
+        /// The flag value.
+        spec: String,
+    },
+
     /// The working directory is not absolute.
     #[error("working directory {workdir:?} is not an absolute path")]
     RelativeWorkdir {

@@ -70,10 +70,15 @@
 //!   `archive.rs` for the rules (content detection, extraction
 //!   into the destination as a directory, no whiteouts, archive owners
 //!   unless `--chown`). Only top-level matches are unpacked; archives inside
-//!   a copied directory are copied. URLs and git sources are the caller's.
+//!   a copied directory are copied. URLs (`url.rs`) and Git sources
+//!   (`git.rs`) are fetched by the caller, then copied from a directory.
+//! - **`--link`**: the caller passes an empty directory as the root; names
+//!   in `--chown` are then refused ([`check_link_chown`]), as BuildKit
+//!   documents, since the stage's `/etc/passwd` is not read.
 
 mod archive;
 mod error;
+pub mod git;
 pub mod index;
 mod mode;
 mod owner;
@@ -281,6 +286,19 @@ pub fn copy_into_with(
         })?;
     }
     Ok((cp.stats, cp.records.unwrap_or_default()))
+}
+
+/// `--link` copies into an empty file system: `--chown` must be numeric.
+pub fn check_link_chown(chown: Option<&str>) -> Result<()> {
+    let Some(spec) = chown else { return Ok(()) };
+    // Malformed specs (an empty part) are left to the copy's own parser.
+    let is_name = |s: &str| !s.bytes().all(|b| b.is_ascii_digit());
+    let (user, group) = spec.split_once(':').map_or((spec, None), |(u, g)| (u, Some(g)));
+    if is_name(user) || group.is_some_and(is_name) {
+        Err(CopyError::LinkChownName { spec: spec.to_string() })
+    } else {
+        Ok(())
+    }
 }
 
 /// `/`-rooted Go `path.Clean`: components without `.`, `..` applied (never

@@ -7,6 +7,8 @@
 //! stage. The config a step sees is a function of the base and the
 //! instructions before it, so the chain covers it. A salt carries the
 //! options that change layer bytes (compression, SOURCE_DATE_EPOCH).
+//! A `--link` COPY/ADD is keyed without the parent (its layer does not
+//! depend on it) but with the WORKDIR; the step after it chains both.
 //!
 //! Only steps that produce a file system change are recorded: the value is
 //! the layer they produced (or none) and when, so that an unchanged rebuild

@@ -22,8 +22,8 @@ use super::service::StoreHandle;
 use super::{Builder, ResolvedImage};
 use crate::context::{Context, IgnoreMatcher};
 use crate::copy::{
-    CopyIndex, CopyRecord, CopyRequest, Recorded, Selection, SourceFilter, SourceItem, copy_into, copy_into_with,
-    seed_in_place, seed_upper, select_source, url,
+    CopyIndex, CopyRecord, CopyRequest, Recorded, Selection, SourceFilter, SourceItem, check_link_chown, copy_into,
+    copy_into_with, git, seed_in_place, seed_upper, select_source, url,
 };
 use crate::executor::SnapshotterKind;
 use crate::executor::fsutil::resolve_in_root;
@@ -75,6 +75,9 @@ struct StageBuild<'a, 'b, 's> {
     step: usize,
     /// What the COPY step being run copied, recorded with its result.
     pending_index: Option<(Digest, Vec<u64>, Vec<CopyRecord>)>,
+    /// The COPY/ADD being run has `--link`: it copies into an empty
+    /// directory (see [`StageBuild::target`]).
+    link: bool,
 }
 
 pub(crate) fn build_stage<'b, 's>(
@@ -83,7 +86,7 @@ pub(crate) fn build_stage<'b, 's>(
     stage: &'b PlannedStage,
 ) -> Result<StageState, BuildError> {
     let total = 1 + stage.instructions.iter().filter(|i| is_step(&i.instruction)).count();
-    let mut sb = StageBuild { b, store, stage, total, step: 1, pending_index: None };
+    let mut sb = StageBuild { b, store, stage, total, step: 1, pending_index: None, link: false };
     let mut state = sb.base()?;
     // Docker runs a base's ONBUILD triggers as the stage's first
     // instructions; until distill does, such a base is refused rather than
@@ -160,11 +163,41 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     }
 
     fn instruction(&mut self, state: &mut StageState, ins: &PlannedInstruction) -> Result<(), BuildError> {
+        let link = match &ins.instruction {
+            Instruction::Copy(c) => c.link,
+            Instruction::Add(a) => a.link,
+            _ => false,
+        };
+        let parent = state.key;
+        self.link = link;
+        let result = self.dispatch(state, ins);
+        self.link = false;
+        result?;
+        if link {
+            // The linked step's own key leaves the parent out (its layer is
+            // reused over any base); the steps after it see both.
+            let mut chained = KeyBuilder::new("linked");
+            chained.digest(&parent).digest(&state.key);
+            state.key = chained.finish();
+        }
+        Ok(())
+    }
+
+    fn dispatch(&mut self, state: &mut StageState, ins: &PlannedInstruction) -> Result<(), BuildError> {
         let text = ins.text();
-        let mut key = KeyBuilder::new("step");
-        key.digest(&state.key).digest(&self.b.salt);
+        // `--link` (BuildKit): the copy never reads the previous state, so
+        // its key is the instruction (dest and flags expanded), its sources
+        // and the WORKDIR the dest is relative to, not the parent's key.
+        let mut key = KeyBuilder::new(if self.link { "link-step" } else { "step" });
+        if !self.link {
+            key.digest(&state.key);
+        }
+        key.digest(&self.b.salt);
         let repr = serde_json::to_vec(&ins.instruction).map_err(|e| BuildError::Internal(e.to_string()))?;
         key.part(&repr);
+        if self.link {
+            key.str(&workdir_of(state));
+        }
         let history_by = created_by(state.config.config.as_ref(), &ins.instruction, &text);
         match &ins.instruction {
             Instruction::Run(run) => {
@@ -182,7 +215,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 self.layer_step(state, key.finish(), title, history_by, |this, state, id| this.run(state, ins, run, id))
             }
             Instruction::Copy(copy) => {
-                unsupported_copy(copy)?;
+                check_copy(copy)?;
                 let source = self.copy_source(copy.from.as_deref())?;
                 // The step without its sources' content: what an incremental
                 // COPY looks its previous result up by.
@@ -193,8 +226,9 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 };
                 let filter = SourceFilter::new(&copy.exclude, copy.parents)?;
                 let selections = self.source_key(&mut key, &source, &copy.sources, &filter)?;
-                // Incremental copies record plain selections; filtered ones copy in full.
-                let plain = copy.exclude.is_empty() && !copy.parents;
+                // Incremental copies record plain selections; filtered and
+                // linked ones copy in full.
+                let plain = copy.exclude.is_empty() && !copy.parents && !copy.link;
                 let incremental = selections.filter(|_| plain).map(|s| (identity, s));
                 self.step += 1;
                 let title = self.title(&text);
@@ -226,13 +260,16 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 })
             }
             Instruction::Add(add) => {
-                unsupported_add(add)?;
+                if add.link {
+                    check_link_chown(add.chown.as_deref())?;
+                }
                 let filter = SourceFilter::new(&add.exclude, false)?;
-                let has_url = add.sources.iter().any(|s| matches!(s, Source::Path(p) if url::is_url(p)));
-                if !has_url {
+                let remote =
+                    add.sources.iter().any(|s| matches!(s, Source::Path(p) if url::is_url(p) || git::is_git(p)));
+                if !remote {
                     if add.checksum.is_some() {
                         return Err(BuildError::Internal(
-                            "ADD --checksum can't be specified for non-HTTP(S) sources".into(),
+                            "ADD --checksum can't be specified for non-HTTP(S) and non-Git sources".into(),
                         ));
                     }
                     let source = CopySource::Context;
@@ -254,9 +291,11 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                         )
                     });
                 }
-                let checksum = add.checksum.as_deref().map(url::Checksum::parse).transpose()?;
-                let staging = self.scratch("add-url-")?;
-                let result = self.add_with_urls(state, add, &filter, checksum, &staging, key, text, history_by);
+                if add.checksum.is_some() && add.sources.len() != 1 {
+                    return Err(BuildError::Internal("ADD --checksum can't be specified for multiple sources".into()));
+                }
+                let staging = self.scratch("add-remote-")?;
+                let result = self.add_remote(state, add, &filter, &staging, key, text, history_by);
                 let _ = fs::remove_dir_all(&staging);
                 result
             }
@@ -370,6 +409,21 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
 
     fn scratch(&self, prefix: &'static str) -> Result<PathBuf, BuildError> {
         self.store.with(move |w| w.staging_path(prefix))
+    }
+
+    /// Where a COPY/ADD writes: a writable snapshot over the stage's layers,
+    /// or with `--link` an empty directory that becomes the layer as is
+    /// (BuildKit copies onto scratch and merges the result over the
+    /// previous state: nothing of that state is read, so the destination
+    /// path is made of directories only, and a symlink there is replaced).
+    fn target(&self, layers: &[LayerInfo]) -> Result<Target, BuildError> {
+        if !self.link {
+            return Ok(Target::Snapshot(self.snapshot(layers)?.0));
+        }
+        let scratch = self.scratch("step-")?;
+        let upper = scratch.join("upper");
+        fs::create_dir_all(&upper).map_err(|e| BuildError::Internal(format!("creating {}: {e}", upper.display())))?;
+        Ok(Target::Linked(LinkedDir { scratch, upper: Some(upper) }))
     }
 
     /// A writable snapshot over the stage's layers so far.
@@ -504,31 +558,29 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         Ok(ActiveSnapshot::prepare(b.opts.snapshotter, &lowers, dir)?)
     }
 
-    /// ADD with http(s) sources. As BuildKit, the key holds each URL with
+    /// ADD with http(s) or Git sources (and maybe context paths), each
+    /// copied in the order written. As BuildKit, the key holds each URL with
     /// `--checksum` when given (a cache hit then downloads nothing), else
-    /// with the digest of the content, downloaded first.
+    /// with the digest of the content, downloaded first; and each Git
+    /// source's commit, resolved with `git ls-remote` before the lookup (a
+    /// moved branch is a miss; the checkout itself only happens on a miss).
     #[allow(clippy::too_many_arguments)]
-    fn add_with_urls(
+    fn add_remote(
         &mut self,
         state: &mut StageState,
         add: &AddInstruction,
         filter: &SourceFilter,
-        checksum: Option<url::Checksum>,
         staging: &Path,
         mut key: KeyBuilder,
         text: String,
         history_by: String,
     ) -> Result<(), BuildError> {
-        let locals: Vec<Source> =
-            add.sources.iter().filter(|s| !matches!(s, Source::Path(p) if url::is_url(p))).cloned().collect();
-        let urls: Vec<&str> = add
-            .sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::Path(p) if url::is_url(p) => Some(p.as_str()),
-                _ => None,
-            })
-            .collect();
+        /// One ADD source, in order.
+        enum Part {
+            Local(Source),
+            Url(String, Option<url::Downloaded>),
+            Git(Box<git::Resolved>, bool),
+        }
         if add.sources.len() > 1 && !is_dir_syntax(&add.dest) {
             return Err(crate::copy::CopyError::MultipleSourcesNeedDirectory {
                 instruction: "ADD",
@@ -537,28 +589,65 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
             }
             .into());
         }
-        self.source_key(&mut key, &CopySource::Context, &locals, filter)?;
-        let mut downloads: Vec<Option<url::Downloaded>> = Vec::new();
-        for (i, u) in urls.iter().enumerate() {
-            key.str("url").str(u);
-            match &checksum {
-                Some(c) => {
-                    key.str(c.as_str());
-                    downloads.push(None);
+        let mut parts = Vec::with_capacity(add.sources.len());
+        let mut url_checksum = None;
+        for (i, src) in add.sources.iter().enumerate() {
+            let Source::Path(p) = src else {
+                parts.push(Part::Local(src.clone()));
+                continue;
+            };
+            if let Some(g) = git::parse(p)? {
+                let checksum = match (add.checksum.as_deref(), g.checksum.as_deref()) {
+                    (Some(flag), Some(in_url)) if flag != in_url => {
+                        return Err(BuildError::Internal(format!("checksum mismatch {flag:?} != {in_url:?}")));
+                    }
+                    (flag, in_url) => flag.or(in_url).map(git::check_checksum).transpose()?,
+                };
+                if add.keep_git_dir && g.keep_git_dir == Some(false) {
+                    return Err(BuildError::Internal("inconsistent keep-git-dir configuration".into()));
                 }
-                None => {
-                    let d = url::download(u, &staging.join(i.to_string()), None)?;
-                    key.str(&d.digest);
-                    downloads.push(Some(d));
+                let keep = add.keep_git_dir || g.keep_git_dir == Some(true);
+                let resolved = git::resolve(g, &staging.join(format!("git-{i}")))?;
+                if let Some(expected) = checksum
+                    && !resolved.commit.starts_with(&expected)
+                {
+                    return Err(crate::copy::CopyError::GitChecksumMismatch {
+                        url: resolved.git.remote.clone(),
+                        expected,
+                        actual: resolved.commit.clone(),
+                    }
+                    .into());
                 }
+                let g = &resolved.git;
+                key.str("git").str(&g.remote).str(&resolved.commit).str(&g.subdir);
+                key.str(&format!("keep-git-dir={keep} submodules={}", g.submodules));
+                parts.push(Part::Git(Box::new(resolved), keep));
+            } else if url::is_url(p) {
+                if url_checksum.is_none() {
+                    url_checksum = add.checksum.as_deref().map(url::Checksum::parse).transpose()?;
+                }
+                key.str("url").str(p);
+                match &url_checksum {
+                    Some(c) => {
+                        key.str(c.as_str());
+                        parts.push(Part::Url(p.clone(), None));
+                    }
+                    None => {
+                        let d = url::download(p, &staging.join(i.to_string()), None)?;
+                        key.str(&d.digest);
+                        parts.push(Part::Url(p.clone(), Some(d)));
+                    }
+                }
+            } else {
+                self.source_key(&mut key, &CopySource::Context, std::slice::from_ref(src), filter)?;
+                parts.push(Part::Local(src.clone()));
             }
         }
         self.step += 1;
         let title = self.title(&text);
-        self.layer_step(state, key.finish(), title, history_by, |this, state, _| {
-            let workdir =
-                state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
-            let (snap, _) = this.snapshot(&state.layers)?;
+        self.layer_step(state, key.finish(), title, history_by, |this, state, id| {
+            let workdir = workdir_of(state);
+            let target = this.target(&state.layers)?;
             let base = CopyRequest {
                 sources: Vec::new(),
                 dest: &add.dest,
@@ -570,30 +659,48 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 exclude: &add.exclude,
                 parents: false,
             };
-            if !locals.is_empty() {
-                copy_into(
-                    &this.b.context,
-                    &CopyRequest { sources: source_items(&locals), ..base.clone() },
-                    snap.rootfs(),
-                )?;
+            for (i, part) in parts.into_iter().enumerate() {
+                match part {
+                    Part::Local(src) => {
+                        let req = CopyRequest { sources: source_items(std::slice::from_ref(&src)), ..base.clone() };
+                        copy_into(&this.b.context, &req, target.rootfs())?;
+                    }
+                    Part::Url(u, d) => {
+                        let d = match d {
+                            Some(d) => d,
+                            None => url::download(&u, &staging.join(i.to_string()), url_checksum.as_ref())?,
+                        };
+                        let dir = d.path.parent().unwrap_or(staging);
+                        let ctx = Context::open(dir, IgnoreMatcher::empty())?;
+                        // Remote archives stay archives unless `--unpack=true`.
+                        let req = CopyRequest {
+                            sources: vec![SourceItem::Pattern(literal_pattern(&d.name))],
+                            add: add.unpack.unwrap_or(false),
+                            exclude: &[],
+                            ..base.clone()
+                        };
+                        copy_into(&ctx, &req, target.rootfs())?;
+                    }
+                    Part::Git(resolved, keep) => {
+                        this.b.progress.event(Event::Status {
+                            id,
+                            text: format!("checking out {} at {}", resolved.git.remote, resolved.commit),
+                        });
+                        let sde = this.b.opts.source_date_epoch.is_some();
+                        let out = git::checkout(*resolved, keep, sde)?;
+                        let ctx = Context::open(&out.root, IgnoreMatcher::empty())?;
+                        // The repository (or its subdir) is copied like a
+                        // directory of the context; nothing in it is unpacked.
+                        let req = CopyRequest {
+                            sources: vec![SourceItem::Pattern(literal_pattern(&out.source))],
+                            add: false,
+                            ..base.clone()
+                        };
+                        copy_into(&ctx, &req, target.rootfs())?;
+                    }
+                }
             }
-            for (i, (u, d)) in urls.iter().zip(downloads).enumerate() {
-                let d = match d {
-                    Some(d) => d,
-                    None => url::download(u, &staging.join(i.to_string()), checksum.as_ref())?,
-                };
-                let dir = d.path.parent().unwrap_or(staging);
-                let ctx = Context::open(dir, IgnoreMatcher::empty())?;
-                // Remote archives stay archives unless `--unpack=true`.
-                let req = CopyRequest {
-                    sources: vec![SourceItem::Pattern(literal_pattern(&d.name))],
-                    add: add.unpack.unwrap_or(false),
-                    exclude: &[],
-                    ..base.clone()
-                };
-                copy_into(&ctx, &req, snap.rootfs())?;
-            }
-            Ok(Some(snap.commit()?))
+            Ok(Some(target.commit()?))
         })
     }
 
@@ -804,10 +911,10 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 &view_context
             }
         };
-        let (snap, _) = self.snapshot(&state.layers)?;
-        copy_into(src_ctx, &req, snap.rootfs())?;
+        let target = self.target(&state.layers)?;
+        copy_into(src_ctx, &req, target.rootfs())?;
         drop(source_view);
-        Ok(Some(snap.commit()?))
+        Ok(Some(target.commit()?))
     }
 
     /// WORKDIR creates its directory (owned by the stage's USER, as BuildKit does).
@@ -914,6 +1021,51 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     }
 }
 
+/// See [`StageBuild::target`].
+enum Target {
+    Snapshot(ActiveSnapshot),
+    Linked(LinkedDir),
+}
+
+/// The empty directory a `--link` copy writes (`scratch/upper`, as a
+/// snapshot's upper dir), removed with its scratch dir unless committed.
+struct LinkedDir {
+    scratch: PathBuf,
+    upper: Option<PathBuf>,
+}
+
+impl Drop for LinkedDir {
+    fn drop(&mut self) {
+        if self.upper.is_some() {
+            let _ = fs::remove_dir_all(&self.scratch);
+        }
+    }
+}
+
+impl Target {
+    fn rootfs(&self) -> &Path {
+        match self {
+            Target::Snapshot(snap) => snap.rootfs(),
+            Target::Linked(dir) => dir.upper.as_deref().unwrap_or(&dir.scratch),
+        }
+    }
+
+    /// The diff: the snapshot's upper dir, or the linked directory itself.
+    fn commit(self) -> Result<PathBuf, BuildError> {
+        match self {
+            Target::Snapshot(snap) => Ok(snap.commit()?),
+            Target::Linked(mut dir) => {
+                dir.upper.take().ok_or_else(|| BuildError::Internal("linked directory committed twice".into()))
+            }
+        }
+    }
+}
+
+/// The stage's WORKDIR (absolute; `/` when unset).
+fn workdir_of(state: &StageState) -> String {
+    state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into())
+}
+
 fn source_items(sources: &[Source]) -> Vec<SourceItem> {
     sources
         .iter()
@@ -962,31 +1114,21 @@ fn unsupported_run(run: &RunInstruction) -> Result<(), BuildError> {
     Ok(())
 }
 
-fn unsupported_copy(copy: &CopyInstruction) -> Result<(), BuildError> {
-    if copy.link {
-        return Err(not_supported("COPY --link"));
-    }
-    Ok(())
-}
-
-fn unsupported_add(add: &AddInstruction) -> Result<(), BuildError> {
-    if add.link {
-        return Err(not_supported("ADD --link"));
-    }
-    if add.keep_git_dir {
-        return Err(not_supported("ADD --keep-git-dir"));
-    }
-    for src in &add.sources {
+/// What COPY refuses before anything runs: remote sources (BuildKit's
+/// messages), and names in `--chown` with `--link`.
+fn check_copy(copy: &CopyInstruction) -> Result<(), BuildError> {
+    for src in &copy.sources {
         if let Source::Path(p) = src {
-            let lower = p.to_ascii_lowercase();
-            if lower.starts_with("git@")
-                || lower.starts_with("git://")
-                || lower.ends_with(".git")
-                || lower.contains(".git#")
-            {
-                return Err(not_supported("ADD from a Git repository"));
+            if git::is_git(p) {
+                return Err(BuildError::Internal(format!("COPY {p}: source can't be a git ref for COPY")));
+            }
+            if url::is_url(p) {
+                return Err(BuildError::Internal(format!("COPY {p}: source can't be a URL for COPY")));
             }
         }
+    }
+    if copy.link {
+        check_link_chown(copy.chown.as_deref())?;
     }
     Ok(())
 }

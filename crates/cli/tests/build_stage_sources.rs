@@ -48,14 +48,15 @@ fn onbuild_triggers_run_in_the_child_build() {
                 "FROM {}\n\
                  ONBUILD COPY app.txt /app/\n\
                  ONBUILD RUN cat /app/app.txt > /app/seen\n\
-                 ONBUILD COPY --from=helper /x /x\n",
+                 ONBUILD COPY --from=helper /x /x\n\
+                 ONBUILD RUN --mount=from=helper,target=/h cat /h/x > /app/mounted\n",
                 build_support::DEBIAN
             ),
         )],
     );
     store.build_ok(parent.path(), &["-t", "base-ob"]);
     let triggers = store.image_config("base-ob")["config"]["OnBuild"].clone();
-    assert_eq!(triggers.as_array().map(Vec::len), Some(3), "triggers stored: {triggers}");
+    assert_eq!(triggers.as_array().map(Vec::len), Some(4), "triggers stored: {triggers}");
 
     // `helper` is read by a trigger only: without the trigger's dependency
     // edge it would be pruned and the COPY --from would fail. The last stage
@@ -87,6 +88,7 @@ fn onbuild_triggers_run_in_the_child_build() {
     assert_eq!(read(&root, "app/app.txt"), "hello from the context\n");
     assert_eq!(read(&root, "app/seen"), "hello from the context\n");
     assert_eq!(read(&root, "x"), "helped\n");
+    assert_eq!(read(&root, "app/mounted"), "helped\n");
 
     // The trigger's COPY is keyed on the context content: a change reruns it.
     fs::write(child.join("app.txt"), "changed\n").unwrap();

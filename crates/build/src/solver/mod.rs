@@ -429,3 +429,18 @@ fn open_dir_context(
     let cache = HashCache::load(&path).unwrap_or_else(|_| HashCache::new());
     Ok(context.with_hash_cache(cache))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::context_key;
+
+    #[test]
+    fn context_keys_are_normalized_like_buildkit() {
+        assert_eq!(context_key("docker.io/library/alpine:latest"), "alpine");
+        assert_eq!(context_key("alpine"), "alpine");
+        assert_eq!(context_key("alpine:3.18"), "alpine:3.18");
+        assert_eq!(context_key("helper"), "helper");
+        assert_eq!(context_key("quay.io/x/y:latest"), "quay.io/x/y");
+        assert_eq!(context_key("Not A Name"), "Not A Name");
+    }
+}

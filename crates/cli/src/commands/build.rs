@@ -176,11 +176,32 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     // Pull lines would break the JSON stream of rawjson.
     let pull_lines = PullLines::to_stderr(args.quiet || matches!(args.progress, Mode::Quiet | Mode::RawJson));
     let wants_registry = exports.iter().any(|e| matches!(e, Some(Export::Registry { .. })));
-    let wanted = external_images(&dockerfile.bytes, &plan, &contexts);
-    let client =
+    let mut wanted = external_images(&dockerfile.bytes, &plan, &contexts);
+    let mut client =
         if args.pull || wants_registry || needs_pull(&store, &wanted) { Some(args.registry.client()?) } else { None };
     if let Some(client) = &client {
         pull_base_images(&store, client, &wanted, args.pull, &pull_lines)?;
+    }
+    // The base images' ONBUILD triggers may read more stages and images
+    // (`COPY --from`): plan with them, as the builder will, and pull those too.
+    let mut with_triggers = plan.clone();
+    for _ in 0..=wanted.len() {
+        let triggers = base_triggers(&store, &wanted);
+        if triggers == with_triggers.image_onbuild {
+            break;
+        }
+        with_triggers.image_onbuild = triggers;
+        let more: Vec<Wanted> = external_images(&dockerfile.bytes, &with_triggers, &contexts)
+            .into_iter()
+            .filter(|w| !wanted.iter().any(|o| o.name == w.name))
+            .collect();
+        if client.is_none() && needs_pull(&store, &more) {
+            client = Some(args.registry.client()?);
+        }
+        if let Some(client) = &client {
+            pull_base_images(&store, client, &more, args.pull, &pull_lines)?;
+        }
+        wanted.extend(more);
     }
     let used: Vec<String> = wanted.iter().map(|w| context_key(&w.name)).collect();
     let named_contexts = resolve_contexts(&store, &contexts, |name| used.iter().any(|u| u == name))?;
@@ -363,6 +384,19 @@ fn external_images(dockerfile: &[u8], plan: &PlanOptions, contexts: &BTreeMap<St
                 None => Some(n.clone()),
             };
             out.push(Wanted { name: n.clone(), pull, platform: stage.platform.clone() });
+        }
+    }
+    out
+}
+
+/// The ONBUILD triggers of the images in the store the build reads, by the
+/// name the Dockerfile gives them.
+fn base_triggers(store: &Store, wanted: &[Wanted]) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for w in wanted {
+        let Some(image) = w.pull.as_deref().and_then(|p| store.find_image(p).ok()) else { continue };
+        if let Some(triggers) = image.config.config.and_then(|c| c.on_build).filter(|t| !t.is_empty()) {
+            out.insert(w.name.clone(), triggers);
         }
     }
     out

@@ -400,3 +400,15 @@ fn a_named_context_replaces_the_stage_of_its_name() {
     assert!(p.stages[1].pruned, "what the replaced stage read is not built");
     assert_eq!(p.stages[2].base, Base::Stage(0));
 }
+
+#[test]
+fn heredoc_triggers_keep_their_bodies() {
+    use distill_dockerfile::instructions::Source;
+    let p = plan("FROM scratch AS p\nONBUILD COPY <<EOF /f\nhi there\nEOF\n\nFROM p\n");
+    let Instruction::Copy(copy) = &p.stages[1].instructions[0].instruction else { panic!("{:?}", texts(&p, 1)) };
+    assert!(
+        matches!(&copy.sources[..], [Source::Heredoc { content, .. }] if content == "hi there\n"),
+        "{:?}",
+        copy.sources
+    );
+}

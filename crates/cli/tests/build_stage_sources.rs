@@ -31,6 +31,16 @@ fn read(root: &TempDir, path: &str) -> String {
     fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("reading {path} in the exported rootfs: {e}"))
 }
 
+/// Whether the step whose plain-progress title contains `title` was answered from the cache.
+fn cached(stderr: &str, title: &str) -> bool {
+    let vertex = stderr
+        .lines()
+        .find(|l| l.contains(title))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no step {title:?} in:\n{stderr}"));
+    stderr.lines().any(|l| l == format!("{vertex} CACHED"))
+}
+
 #[test]
 fn onbuild_triggers_run_in_the_child_build() {
     let test = "onbuild_triggers_run_in_the_child_build";
@@ -45,11 +55,13 @@ fn onbuild_triggers_run_in_the_child_build() {
         &[(
             "Dockerfile",
             &format!(
+                // The first trigger does not read the context: it stays
+                // cached when app.txt changes below.
                 "FROM {}\n\
+                 ONBUILD RUN --mount=from=helper,target=/h mkdir /app && cat /h/x > /app/mounted\n\
                  ONBUILD COPY app.txt /app/\n\
                  ONBUILD RUN cat /app/app.txt > /app/seen\n\
-                 ONBUILD COPY --from=helper /x /x\n\
-                 ONBUILD RUN --mount=from=helper,target=/h cat /h/x > /app/mounted\n",
+                 ONBUILD COPY --from=helper /x /x\n",
                 build_support::DEBIAN
             ),
         )],
@@ -90,10 +102,13 @@ fn onbuild_triggers_run_in_the_child_build() {
     assert_eq!(read(&root, "x"), "helped\n");
     assert_eq!(read(&root, "app/mounted"), "helped\n");
 
-    // The trigger's COPY is keyed on the context content: a change reruns it.
+    // The trigger's COPY is keyed on the context content: a change reruns
+    // it, and only what follows it.
     fs::write(child.join("app.txt"), "changed\n").unwrap();
-    store.build_ok(child.path(), &["-t", "files"]);
+    let out = store.build_ok(child.path(), &["-t", "files", "--progress", "plain"]);
     assert_eq!(read(&rootfs(&store, "files"), "app/seen"), "changed\n");
+    assert!(cached(&out.stderr, "ONBUILD RUN --mount=from=helper"), "the mount trigger is cached:\n{}", out.stderr);
+    assert!(!cached(&out.stderr, "ONBUILD RUN cat /app/app.txt"), "the cat trigger reruns:\n{}", out.stderr);
 
     // A failing trigger names where it comes from.
     fs::remove_file(child.join("app.txt")).unwrap();

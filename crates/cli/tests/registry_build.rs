@@ -91,3 +91,46 @@ fn missing_base_that_cannot_be_pulled_names_the_line() {
     assert!(err.contains("MANIFEST_UNKNOWN") || err.contains("not found"), "{err}");
     assert!(err.contains("Dockerfile:1") && err.contains("could not be pulled"), "{err}");
 }
+
+/// What only ONBUILD triggers or named contexts read is pulled too: a base
+/// image's trigger `COPY --from=<stage>` reaches a stage whose FROM image is
+/// missing, and a `docker-image://` context names a missing image.
+#[test]
+fn images_read_through_triggers_and_named_contexts_are_pulled() {
+    let test = "images_read_through_triggers_and_named_contexts_are_pulled";
+    if !require_root(test) || !require_tools(test, &["docker-registry", "tar", "gzip"]) {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let tmp = TempDir::new("reg-build-triggers");
+    let a = tmp.join("store-a");
+    let archive = multilayer_archive(tmp.path(), "base:v1", 1, 10_000, 23);
+    distill_ok(&a, &["load", "-i", archive.to_str().unwrap()]);
+    let base = format!("{}/lib/base:v1", reg.host());
+    distill_ok(&a, &["push", "base:v1", &base]);
+    let parent_ctx = tmp.join("parent");
+    std::fs::create_dir_all(&parent_ctx).unwrap();
+    std::fs::write(parent_ctx.join("Dockerfile"), "FROM scratch\nONBUILD COPY --from=fromreg / /fromreg/\n").unwrap();
+    let parent = format!("{}/lib/ob-parent:1", reg.host());
+    distill_ok(&a, &["build", "--progress", "plain", "--push", "-t", &parent, parent_ctx.to_str().unwrap()]);
+
+    // `fromreg` is pruned until the parent's trigger is known.
+    let ctx = tmp.join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base} AS fromreg\n\nFROM {parent}\n")).unwrap();
+    let out = distill(&tmp.join("store-b"), &["build", "--progress", "plain", "-t", "child", ctx.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("resolved {parent} to")) && err.contains(&format!("resolved {base} to")), "{err}");
+    assert!(err.contains("ONBUILD COPY --from=fromreg / /fromreg/"), "{err}");
+
+    // A docker-image:// context is pulled when used, ignored when not.
+    std::fs::write(ctx.join("Dockerfile"), "FROM ctximg\n").unwrap();
+    let unused = format!("unused=docker-image://{}/no/such:1", reg.host());
+    let args = ["build", "--progress", "plain", "--build-context", &format!("ctximg=docker-image://{base}")];
+    let out =
+        distill(&tmp.join("store-c"), &[&args[..], &["--build-context", &unused, ctx.to_str().unwrap()]].concat());
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains(&format!("resolved {base} to")) && !err.contains("no/such"), "{err}");
+}

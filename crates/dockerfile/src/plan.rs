@@ -44,6 +44,9 @@ pub enum PlanErrorKind {
     InvalidCheckConfig(String),
     #[error("{count} build check{} failed and the check directive sets error=true", if *count == 1 { "" } else { "s" })]
     ChecksFailed { count: usize },
+    /// An ONBUILD trigger of a stage's base that does not parse or plan.
+    #[error("ONBUILD trigger from {origin}: {message}")]
+    OnbuildTrigger { origin: String, message: String },
 }
 
 fn did_you_mean(s: Option<&str>) -> String {
@@ -126,6 +129,13 @@ pub struct PlanOptions {
     /// written in FROM after expansion → `K=V` list). Variables used in a
     /// stage whose base image is unknown are not reported as undefined.
     pub image_env: BTreeMap<String, Vec<String>>,
+    /// ONBUILD triggers of base images the caller knows (same keys as
+    /// `image_env`): they run as the first instructions of the stages built
+    /// on the image, as Docker runs them.
+    pub image_onbuild: BTreeMap<String, Vec<String>>,
+    /// Names of the named contexts (`--build-context NAME=…`): a stage of
+    /// that name is replaced by the context and never built (as in BuildKit).
+    pub named_contexts: BTreeSet<String>,
     /// Check and report on every stage, not only those the target reaches
     /// (what `docker build --check` does).
     pub all_stages: bool,
@@ -139,6 +149,8 @@ impl Default for PlanOptions {
             target_platform: Platform::host(),
             build_platform: Platform::host(),
             image_env: BTreeMap::new(),
+            image_onbuild: BTreeMap::new(),
+            named_contexts: BTreeSet::new(),
             all_stages: false,
         }
     }
@@ -203,8 +215,12 @@ pub enum Base {
     Scratch,
     /// An earlier stage, by index.
     Stage(usize),
-    /// An image reference (expanded).
+    /// An image reference (expanded); a named context of that name, if the
+    /// builder has one, takes its place.
     Image(String),
+    /// The stage is replaced by the named context of its own name
+    /// (`--build-context`): its instructions are not run.
+    Context(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -251,6 +267,9 @@ pub struct PlannedInstruction {
     /// Working directory before this instruction (None when the base image's
     /// is unknown). Shared between instructions until a WORKDIR changes it.
     pub workdir: Option<Arc<str>>,
+    /// For an ONBUILD trigger of the stage's base: where it comes from
+    /// (`base image NAME` or `stage NAME`). Triggers carry the FROM's lines.
+    pub onbuild: Option<Arc<str>>,
 }
 
 impl PlannedInstruction {
@@ -265,7 +284,7 @@ impl PlannedInstruction {
 impl Serialize for PlannedInstruction {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct;
-        let mut st = s.serialize_struct("PlannedInstruction", 7)?;
+        let mut st = s.serialize_struct("PlannedInstruction", 8)?;
         st.serialize_field("text", &self.text())?;
         st.serialize_field("instruction", &self.instruction)?;
         st.serialize_field("start_line", &self.start_line)?;
@@ -273,6 +292,7 @@ impl Serialize for PlannedInstruction {
         st.serialize_field("args", &self.args)?;
         st.serialize_field("env", &self.env)?;
         st.serialize_field("workdir", &self.workdir)?;
+        st.serialize_field("onbuild", &self.onbuild)?;
         st.end()
     }
 }
@@ -334,7 +354,12 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
     let names: Vec<Option<&str>> = parsed.stages.iter().map(|s| s.name.as_deref()).collect();
     let global_env = globals.env();
     for stage in &parsed.stages {
-        let (base, platform) = planner.resolve_base(stage, &globals, &global_env, &names)?;
+        let (mut base, platform) = planner.resolve_base(stage, &globals, &global_env, &names)?;
+        if let Some(name) = stage.name.as_ref().filter(|n| options.named_contexts.contains(*n)) {
+            // BuildKit replaces the whole stage by a context of its name.
+            base = Base::Context(name.clone());
+            commands[stage.index].clear();
+        }
         bases.push(base.clone());
         planned.push(PlannedStage {
             index: stage.index,
@@ -349,6 +374,46 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
             end_line: stage.end_line,
         });
     }
+    // ONBUILD triggers of each base become the stage's first commands before
+    // the graph is made: a trigger's `COPY --from` is a dependency too.
+    let mut triggers: Vec<(usize, Option<Arc<str>>)> = vec![(0, None); parsed.stages.len()];
+    for (i, stage) in parsed.stages.iter().enumerate() {
+        let (origin, texts): (String, Vec<String>) = match &bases[i] {
+            Base::Image(name) => match options.image_onbuild.get(name) {
+                Some(t) if !t.is_empty() => (format!("base image {name}"), t.clone()),
+                _ => continue,
+            },
+            // BuildKit runs the ONBUILD instructions of a base stage too.
+            Base::Stage(b) => {
+                let t: Vec<String> = commands[*b]
+                    .iter()
+                    .filter_map(|c| match &c.instruction {
+                        Instruction::Onbuild { expression, .. } => Some(expression.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                if t.is_empty() {
+                    continue;
+                }
+                (format!("stage {}", planned[*b].display_name()), t)
+            }
+            Base::Scratch | Base::Context(_) => continue,
+        };
+        let mut parsed_triggers = Vec::with_capacity(texts.len() + commands[i].len());
+        for text in &texts {
+            let cmd = parse_trigger(text, stage.start_line, stage.end_line).map_err(|message| {
+                Error::new(
+                    PlanErrorKind::OnbuildTrigger { origin: origin.clone(), message },
+                    stage.start_line,
+                    stage.end_line,
+                )
+            })?;
+            parsed_triggers.push(cmd);
+        }
+        triggers[i] = (parsed_triggers.len(), Some(Arc::from(origin)));
+        parsed_triggers.append(&mut commands[i]);
+        commands[i] = parsed_triggers;
+    }
     // The graph first, so only reachable stages are expanded and linted (as BuildKit does).
     for (i, commands) in commands.iter().enumerate() {
         let (deps, images) = planner.stage_references(commands, &bases[i])?;
@@ -362,7 +427,7 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
         let initial = match &planned[i].base {
             Base::Stage(b) => finals[*b].clone(),
             Base::Scratch => StageState::with_env(Vec::new()),
-            Base::Image(image) => match options.image_env.get(image) {
+            Base::Image(image) | Base::Context(image) => match options.image_env.get(image) {
                 Some(env) => StageState::with_env(env.iter().map(|kv| split_kv(kv)).collect()),
                 None => StageState::unknown_image(),
             },
@@ -387,10 +452,20 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
                     finals[i] = initial;
                 }
             }
+            mark_triggers(&mut planned[i].instructions, &triggers[i]);
             continue;
         }
-        let (instructions, state) = planner.plan_stage(commands, initial, &globals)?;
+        let (start, origin) = (planned[i].start_line, triggers[i].1.clone());
+        let (instructions, state) = planner.plan_stage(commands, initial, &globals).map_err(|e| match &origin {
+            // Only triggers carry the FROM's lines.
+            Some(origin) if e.line == start => Error {
+                kind: PlanErrorKind::OnbuildTrigger { origin: origin.to_string(), message: e.kind.to_string() }.into(),
+                ..e
+            },
+            _ => e,
+        })?;
         planned[i].instructions = instructions;
+        mark_triggers(&mut planned[i].instructions, &triggers[i]);
         finals[i] = state;
     }
     let unused_build_args = options
@@ -411,6 +486,39 @@ pub fn plan(ast: &Ast, options: &PlanOptions) -> Result<BuildPlan, Error> {
         warnings,
         syntax: ast.directives.syntax.as_ref().map(|d| d.value.clone()),
     })
+}
+
+/// Parses an ONBUILD trigger as stored in an image config (or written after
+/// ONBUILD) into a command placed at the FROM's lines, as BuildKit does.
+fn parse_trigger(text: &str, start_line: usize, end_line: usize) -> Result<Command, String> {
+    let ast = crate::parser::parse(text.as_bytes()).map_err(|e| e.kind.to_string())?;
+    let [node] = ast.children.as_slice() else {
+        return Err(format!("{text:?}: a trigger must be a single instruction"));
+    };
+    let instruction = instructions::parse_instruction(node).map_err(|e| e.kind.to_string())?;
+    match &instruction {
+        Instruction::Onbuild { .. } => return Err(instructions::InstructionError::OnbuildChained.to_string()),
+        Instruction::From(_) | Instruction::Maintainer { .. } => {
+            let trigger = instruction.keyword().to_string();
+            return Err(instructions::InstructionError::OnbuildTrigger { trigger }.to_string());
+        }
+        _ => {}
+    }
+    Ok(Command {
+        instruction,
+        start_line,
+        end_line,
+        keyword_original: node.keyword_original.clone(),
+        original: node.original.clone(),
+        comments: Vec::new(),
+    })
+}
+
+/// Marks the first `count` instructions as triggers from `origin`.
+fn mark_triggers(instructions: &mut [PlannedInstruction], (count, origin): &(usize, Option<Arc<str>>)) {
+    for ins in instructions.iter_mut().take(*count) {
+        ins.onbuild = origin.clone();
+    }
 }
 
 /// The linter configuration: `BUILDKIT_DOCKERFILE_CHECK` overrides `# check=`.
@@ -909,6 +1017,7 @@ impl Planner<'_> {
                 args,
                 env: before_env,
                 workdir: before_workdir,
+                onbuild: None,
             });
         }
         Ok((out, state))
@@ -1080,6 +1189,7 @@ fn raw_instruction(cmd: &Command, state: &StageState) -> PlannedInstruction {
         args: state.arg_values(),
         env: state.env.clone(),
         workdir: state.workdir.clone(),
+        onbuild: None,
     }
 }
 

@@ -350,3 +350,65 @@ fn conformance_dockerfiles_plan_without_panicking() {
         let _ = plan_dockerfile(&bytes, &o);
     }
 }
+
+#[test]
+fn base_image_triggers_come_first_and_add_dependencies() {
+    let mut o = opts();
+    o.image_onbuild
+        .insert("base".into(), vec!["COPY --from=helper /x /x".into(), "RUN echo $V".into(), "ENV W=$V".into()]);
+    o.image_env.insert("base".into(), vec!["V=1".into()]);
+    let p = plan_with("FROM scratch AS helper\n\nFROM base\nLABEL a=b\n", o);
+    assert!(!p.stages[0].pruned, "a trigger's COPY --from reaches its stage");
+    assert_eq!(p.stages[1].dependencies, vec![0]);
+    assert_eq!(texts(&p, 1), vec!["COPY --from=helper /x /x", "RUN echo $V", "ENV W=1", "LABEL a=b"]);
+    let origins: Vec<Option<&str>> = p.stages[1].instructions.iter().map(|i| i.onbuild.as_deref()).collect();
+    assert_eq!(origins, vec![Some("base image base"); 3].into_iter().chain([None]).collect::<Vec<_>>());
+    // Triggers sit at the FROM's lines, as in BuildKit.
+    assert_eq!((p.stages[1].instructions[0].start_line, p.stages[1].instructions[3].start_line), (3, 4));
+}
+
+#[test]
+fn a_base_stage_onbuild_instructions_run_in_its_children() {
+    let p = plan("FROM scratch AS parent\nONBUILD COPY a /a\n\nFROM parent\nCOPY b /b\n");
+    assert_eq!(texts(&p, 0), vec!["ONBUILD COPY a /a"]);
+    assert_eq!(texts(&p, 1), vec!["COPY a /a", "COPY b /b"]);
+    assert_eq!(p.stages[1].instructions[0].onbuild.as_deref(), Some("stage parent"));
+}
+
+#[test]
+fn bad_triggers_name_their_origin() {
+    for trigger in ["FROM x", "ONBUILD RUN x", "MAINTAINER me", "RUN a\nRUN b", "COPY --nope a b"] {
+        let mut o = opts();
+        o.image_onbuild.insert("base".into(), vec![trigger.into()]);
+        let err = plan_err("FROM base\n", o);
+        assert!(
+            matches!(&err.kind, ErrorKind::Plan(PlanErrorKind::OnbuildTrigger { origin, .. }) if origin == "base image base"),
+            "{trigger:?}: {err}"
+        );
+        assert!(err.to_string().starts_with("ONBUILD trigger from base image base: "), "{err}");
+        assert_eq!(err.line, 1);
+    }
+}
+
+#[test]
+fn a_named_context_replaces_the_stage_of_its_name() {
+    let mut o = opts();
+    o.named_contexts.insert("helper".into());
+    let p = plan_with("FROM debian AS helper\nCOPY --from=other / /\n\nFROM scratch AS other\n\nFROM helper\n", o);
+    assert_eq!(p.stages[0].base, Base::Context("helper".into()));
+    assert!(p.stages[0].instructions.is_empty() && p.stages[0].dependencies.is_empty());
+    assert!(p.stages[1].pruned, "what the replaced stage read is not built");
+    assert_eq!(p.stages[2].base, Base::Stage(0));
+}
+
+#[test]
+fn heredoc_triggers_keep_their_bodies() {
+    use distill_dockerfile::instructions::Source;
+    let p = plan("FROM scratch AS p\nONBUILD COPY <<EOF /f\nhi there\nEOF\n\nFROM p\n");
+    let Instruction::Copy(copy) = &p.stages[1].instructions[0].instruction else { panic!("{:?}", texts(&p, 1)) };
+    assert!(
+        matches!(&copy.sources[..], [Source::Heredoc { content, .. }] if content == "hi there\n"),
+        "{:?}",
+        copy.sources
+    );
+}

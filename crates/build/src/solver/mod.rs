@@ -76,6 +76,35 @@ pub struct BuildOptions {
     pub secrets: runmounts::Secrets,
     /// `--ssh` agent sockets by id, for `RUN --mount=type=ssh` (see [`ssh::SshAgents`]).
     pub ssh: BTreeMap<String, PathBuf>,
+    /// `--build-context NAME=…`: what `FROM NAME`, `COPY --from=NAME` and
+    /// `RUN --mount from=NAME` read instead (a stage named NAME included).
+    pub named_contexts: BTreeMap<String, NamedContext>,
+}
+
+/// A named context (`--build-context`), as the caller resolved it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NamedContext {
+    /// A local directory. Its own `.dockerignore` applies and its files are
+    /// owned by 0:0, as BuildKit sends local directories; as a FROM base it
+    /// is the root file system of an image with an empty config.
+    Dir(PathBuf),
+    /// An image in the store (`docker-image://REF`, or an `oci-layout://`
+    /// image the caller loaded): a name, an image ID or a manifest digest.
+    Image(String),
+    /// `docker-image://scratch`: nothing.
+    Scratch,
+}
+
+/// The key a Dockerfile name is looked up by among named contexts: BuildKit
+/// normalizes it (`docker.io/library/alpine:latest` → `alpine`).
+pub fn context_key(name: &str) -> String {
+    match Reference::parse_normalized(name) {
+        Ok(r) => {
+            let familiar = r.familiar();
+            familiar.strip_suffix(":latest").map(str::to_string).unwrap_or(familiar)
+        }
+        Err(_) => name.to_string(),
+    }
 }
 
 /// What a build produced.
@@ -95,12 +124,21 @@ pub(crate) struct ResolvedImage {
     pub layers: Vec<LayerInfo>,
 }
 
+/// A named context that is not an image (images are resolved with the others).
+pub(crate) enum NamedSource<'b> {
+    Dir(&'b Context),
+    Scratch,
+}
+
 /// Everything the stage threads share.
 pub(crate) struct Builder<'a> {
     pub opts: &'a BuildOptions,
     pub plan: BuildPlan,
+    /// Images by the name the Dockerfile uses (a named context's image under that name).
     pub images: HashMap<String, ResolvedImage>,
     pub context: Context,
+    /// Directory named contexts, by context name.
+    pub dirs: HashMap<String, Context>,
     pub progress: &'a dyn Progress,
     pub cancel: &'a CancelToken,
     pub board: Board,
@@ -135,6 +173,16 @@ impl Builder<'_> {
         }
     }
 
+    /// The directory or scratch named context a Dockerfile name stands for.
+    pub fn named_source(&self, name: &str) -> Option<NamedSource<'_>> {
+        let key = context_key(name);
+        match self.opts.named_contexts.get(&key)? {
+            NamedContext::Dir(_) => self.dirs.get(&key).map(NamedSource::Dir),
+            NamedContext::Scratch => Some(NamedSource::Scratch),
+            NamedContext::Image(_) => None,
+        }
+    }
+
     fn fail(&self, err: BuildError) {
         let mut first = self.first_error.lock().unwrap_or_else(|e| e.into_inner());
         let replace = match &*first {
@@ -164,7 +212,9 @@ pub fn build(
     cancel: &CancelToken,
 ) -> Result<BuildOutput, BuildError> {
     let def = progress_vertex(progress, 0, "[internal] load build definition from Dockerfile");
-    let first_plan = plan_dockerfile(&opts.dockerfile, &opts.plan);
+    let mut plan_opts = opts.plan.clone();
+    plan_opts.named_contexts.extend(opts.named_contexts.keys().cloned());
+    let first_plan = plan_dockerfile(&opts.dockerfile, &plan_opts);
     let first_plan = finish_vertex(progress, def, first_plan)?;
     if let Some(err) = first_plan.check_error() {
         return Err(err.into());
@@ -173,20 +223,46 @@ pub fn build(
     // The store's writer lock is held for the whole build: two builds at
     // once take turns on the store.
     let writer = store.writer()?;
-    let images = resolve_images(store, &first_plan)?;
-    // Plan again knowing the base images' environments, so `$PATH` and
-    // friends expand as they will in the container.
-    let plan = if images.values().any(|i| i.image.config.config.as_ref().is_some_and(|c| c.env.is_some())) {
-        let mut plan_opts = opts.plan.clone();
+    let mut dirs = HashMap::new();
+    for (name, named) in &opts.named_contexts {
+        if let NamedContext::Dir(dir) = named {
+            let ctx = open_dir_context(store, dir, None)
+                .map_err(|e| BuildError::Internal(format!("named context {name} ({}): {e}", dir.display())))?;
+            dirs.insert(name.clone(), ctx);
+        }
+    }
+    // Plan again knowing the base images: their environments (so `$PATH`
+    // and friends expand as in the container) and their ONBUILD triggers,
+    // which may reach more stages and images. Until nothing new is learned.
+    let mut plan = first_plan;
+    let mut images = HashMap::new();
+    for _ in 0..=plan.stages.len() {
+        resolve_images(store, opts, &plan, &mut images)?;
+        let mut next = plan_opts.clone();
         for (name, img) in &images {
-            if let Some(env) = img.image.config.config.as_ref().and_then(|c| c.env.clone()) {
-                plan_opts.image_env.insert(name.clone(), env);
+            let Some(config) = img.image.config.config.as_ref() else { continue };
+            if let Some(env) = &config.env {
+                next.image_env.insert(name.clone(), env.clone());
+            }
+            if let Some(triggers) = config.on_build.as_ref().filter(|t| !t.is_empty()) {
+                next.image_onbuild.insert(name.clone(), triggers.clone());
             }
         }
-        plan_dockerfile(&opts.dockerfile, &plan_opts)?
-    } else {
-        first_plan
-    };
+        // A directory or scratch context is an image with an empty config.
+        for stage in plan.stages.iter().filter(|s| !s.pruned) {
+            if let Base::Image(name) | Base::Context(name) = &stage.base
+                && let Some(NamedContext::Dir(_) | NamedContext::Scratch) = opts.named_contexts.get(&context_key(name))
+            {
+                next.image_env.insert(name.clone(), Vec::new());
+            }
+        }
+        if next.image_env == plan_opts.image_env && next.image_onbuild == plan_opts.image_onbuild {
+            break;
+        }
+        plan = plan_dockerfile(&opts.dockerfile, &next)?;
+        plan_opts = next;
+    }
+    resolve_images(store, opts, &plan, &mut images)?;
 
     let ctx_vertex = progress_vertex(progress, 1, "[internal] load .dockerignore");
     let context = open_context(store, opts);
@@ -201,6 +277,7 @@ pub fn build(
         plan,
         images,
         context,
+        dirs,
         progress,
         cancel,
         board: Board::default(),
@@ -232,8 +309,14 @@ pub fn build(
         drop(handle);
         service.serve(&writer);
     });
-    if let Some(err) = builder.first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+    let save_hashes = || {
         let _ = builder.context.hash_cache().save();
+        for ctx in builder.dirs.values() {
+            let _ = ctx.hash_cache().save();
+        }
+    };
+    if let Some(err) = builder.first_error.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        save_hashes();
         return Err(err);
     }
     let target = builder
@@ -245,7 +328,7 @@ pub fn build(
     progress.event(Event::Started { id: export, name: "exporting to image".into() });
     let record = stage::commit_image(&builder, &writer, &target, export);
     let record = finish_vertex(progress, export, record)?;
-    let _ = builder.context.hash_cache().save();
+    save_hashes();
     Ok(BuildOutput {
         image: record,
         warnings: builder.plan.warnings.clone(),
@@ -269,22 +352,32 @@ fn finish_vertex<T, E: Into<BuildError>>(
     result
 }
 
-/// Finds every image the reachable stages use (FROM, `COPY --from`).
-fn resolve_images(store: &Store, plan: &BuildPlan) -> Result<HashMap<String, ResolvedImage>, BuildError> {
-    let mut images = HashMap::new();
+/// Finds every image the reachable stages use (FROM, `COPY --from`) that
+/// `images` lacks; a named context's image stands in for its name.
+fn resolve_images(
+    store: &Store,
+    opts: &BuildOptions,
+    plan: &BuildPlan,
+    images: &mut HashMap<String, ResolvedImage>,
+) -> Result<(), BuildError> {
     for stage in plan.stages.iter().filter(|s| !s.pruned) {
         let mut wanted: Vec<&String> = stage.external_images.iter().collect();
-        if let Base::Image(name) = &stage.base {
+        if let Base::Image(name) | Base::Context(name) = &stage.base {
             wanted.insert(0, name);
         }
         for name in wanted {
             if images.contains_key(name) {
                 continue;
             }
-            let image = match store.find_image(name) {
+            let spec = match opts.named_contexts.get(&context_key(name)) {
+                Some(NamedContext::Image(spec)) => spec,
+                Some(NamedContext::Dir(_) | NamedContext::Scratch) => continue,
+                None => name,
+            };
+            let image = match store.find_image(spec) {
                 Ok(image) => image,
                 Err(distill_image::Error::ImageNotFound(_)) => {
-                    let err = BuildError::ImageNotFound { reference: name.clone() };
+                    let err = BuildError::ImageNotFound { reference: spec.clone() };
                     return Err(BuildError::step(stage.start_line, stage.end_line, err.to_string()));
                 }
                 Err(e) => return Err(BuildError::from(e).at(stage.start_line, stage.end_line)),
@@ -313,14 +406,24 @@ fn resolve_images(store: &Store, plan: &BuildPlan) -> Result<HashMap<String, Res
             images.insert(name.clone(), ResolvedImage { image, layers });
         }
     }
-    Ok(images)
+    Ok(())
 }
 
 /// The build context with its `.dockerignore` and a file-hash cache kept in
 /// the store, per context directory.
 fn open_context(store: &Store, opts: &BuildOptions) -> Result<Context, BuildError> {
-    let context = Context::open_with_dockerignore(&opts.context_dir, opts.dockerfile_path.as_deref())?;
-    let abs = std::fs::canonicalize(&opts.context_dir).unwrap_or_else(|_| opts.context_dir.clone());
+    open_dir_context(store, &opts.context_dir, opts.dockerfile_path.as_deref())
+}
+
+/// A context directory (the build's or a named one) with its `.dockerignore`
+/// and its file-hash cache.
+fn open_dir_context(
+    store: &Store,
+    dir: &std::path::Path,
+    dockerfile: Option<&std::path::Path>,
+) -> Result<Context, BuildError> {
+    let context = Context::open_with_dockerignore(dir, dockerfile)?;
+    let abs = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     let name = Digest::of(abs.as_os_str().as_encoded_bytes()).hex();
     let path = store.root().join("cache/context").join(&name[..32]);
     if let Some(parent) = path.parent() {
@@ -328,4 +431,19 @@ fn open_context(store: &Store, opts: &BuildOptions) -> Result<Context, BuildErro
     }
     let cache = HashCache::load(&path).unwrap_or_else(|_| HashCache::new());
     Ok(context.with_hash_cache(cache))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::context_key;
+
+    #[test]
+    fn context_keys_are_normalized_like_buildkit() {
+        assert_eq!(context_key("docker.io/library/alpine:latest"), "alpine");
+        assert_eq!(context_key("alpine"), "alpine");
+        assert_eq!(context_key("alpine:3.18"), "alpine:3.18");
+        assert_eq!(context_key("helper"), "helper");
+        assert_eq!(context_key("quay.io/x/y:latest"), "quay.io/x/y");
+        assert_eq!(context_key("Not A Name"), "Not A Name");
+    }
 }

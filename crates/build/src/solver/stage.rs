@@ -19,7 +19,7 @@ use super::config::{self, apply_metadata, command_argv, created_by, env_pairs};
 use super::error::BuildError;
 use super::runmounts::{self, PreparedMounts};
 use super::service::StoreHandle;
-use super::{Builder, ResolvedImage};
+use super::{Builder, NamedSource, ResolvedImage};
 use crate::context::{Context, IgnoreMatcher};
 use crate::copy::{
     CopyIndex, CopyRecord, CopyRequest, Recorded, Selection, SourceFilter, SourceItem, check_link_chown, copy_into,
@@ -62,6 +62,8 @@ struct CopyParts<'i> {
 /// Where COPY/ADD read from.
 enum CopySource<'b> {
     Context,
+    /// A directory named context (`--build-context NAME=DIR`).
+    Dir(&'b Context),
     Stage(std::sync::Arc<StageState>),
     Image(&'b ResolvedImage),
 }
@@ -78,6 +80,8 @@ struct StageBuild<'a, 'b, 's> {
     /// The COPY/ADD being run has `--link`: it copies into an empty
     /// directory (see [`StageBuild::target`]).
     link: bool,
+    /// The instruction being run is an ONBUILD trigger of the base.
+    onbuild: bool,
 }
 
 pub(crate) fn build_stage<'b, 's>(
@@ -86,29 +90,41 @@ pub(crate) fn build_stage<'b, 's>(
     stage: &'b PlannedStage,
 ) -> Result<StageState, BuildError> {
     let total = 1 + stage.instructions.iter().filter(|i| is_step(&i.instruction)).count();
-    let mut sb = StageBuild { b, store, stage, total, step: 1, pending_index: None, link: false };
+    let mut sb = StageBuild { b, store, stage, total, step: 1, pending_index: None, link: false, onbuild: false };
     let mut state = sb.base()?;
-    // Docker runs a base's ONBUILD triggers as the stage's first
-    // instructions; until distill does, such a base is refused rather than
-    // built differently.
-    if let Some(triggers) = state.config.config.as_ref().and_then(|c| c.on_build.as_ref()).filter(|t| !t.is_empty()) {
-        return Err(BuildError::step(
-            stage.start_line,
-            stage.end_line,
-            format!(
-                "the base of stage {} has ONBUILD triggers ({}): running them is not supported yet",
-                stage.display_name(),
-                triggers.join("; ")
-            ),
-        ));
+    // The base's ONBUILD triggers are the plan's first instructions (the
+    // builder planned with them); like Docker, they are not inherited further.
+    if let Some(config) = state.config.config.as_mut() {
+        config.on_build = None;
     }
     for ins in &stage.instructions {
         if b.cancel.is_cancelled() {
             return Err(BuildError::Cancelled);
         }
-        sb.instruction(&mut state, ins).map_err(|e| e.at(ins.start_line, ins.end_line))?;
+        sb.onbuild = ins.onbuild.is_some();
+        sb.instruction(&mut state, ins).map_err(|e| {
+            let e = e.at(ins.start_line, ins.end_line);
+            match (&ins.onbuild, e) {
+                (Some(origin), BuildError::Step { start_line, end_line, message, output_tail }) => BuildError::Step {
+                    start_line,
+                    end_line,
+                    message: format!("ONBUILD trigger from {origin}: {message}"),
+                    output_tail,
+                },
+                (_, e) => e,
+            }
+        })?;
     }
     Ok(state)
+}
+
+/// The empty base of `FROM scratch`.
+fn scratch_state(b: &Builder<'_>) -> StageState {
+    let platform = &b.opts.plan.target_platform;
+    let config = config::scratch_config(&platform.os, &platform.architecture, platform.variant.as_deref());
+    let mut key = KeyBuilder::new("scratch");
+    key.str(&format!("{}/{}/{:?}", platform.os, platform.architecture, platform.variant));
+    StageState { layers: Vec::new(), config, key: key.finish(), cmd_set: false, last_created: None }
 }
 
 fn is_step(ins: &Instruction) -> bool {
@@ -117,21 +133,21 @@ fn is_step(ins: &Instruction) -> bool {
 
 impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     fn title(&self, text: &str) -> String {
-        format!("[{} {}/{}] {}", self.stage.display_name(), self.step, self.total, text)
+        let onbuild = if self.onbuild { "ONBUILD " } else { "" };
+        format!("[{} {}/{}] {onbuild}{}", self.stage.display_name(), self.step, self.total, text)
     }
 
     fn base(&mut self) -> Result<StageState, BuildError> {
         let b = self.b;
         let stage = self.stage;
         match &stage.base {
-            Base::Scratch => {
-                let platform = &b.opts.plan.target_platform;
-                let config = config::scratch_config(&platform.os, &platform.architecture, platform.variant.as_deref());
-                let mut key = KeyBuilder::new("scratch");
-                key.str(&format!("{}/{}/{:?}", platform.os, platform.architecture, platform.variant));
-                Ok(StageState { layers: Vec::new(), config, key: key.finish(), cmd_set: false, last_created: None })
-            }
-            Base::Image(name) => {
+            Base::Scratch => Ok(scratch_state(b)),
+            Base::Image(name) | Base::Context(name) => {
+                match b.named_source(name) {
+                    Some(NamedSource::Dir(ctx)) => return self.dir_base(name, ctx),
+                    Some(NamedSource::Scratch) => return Ok(scratch_state(b)),
+                    None => {}
+                }
                 let resolved =
                     b.images.get(name).ok_or_else(|| BuildError::ImageNotFound { reference: name.clone() })?;
                 let id = b.vertex();
@@ -160,6 +176,35 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 Ok(state)
             }
         }
+    }
+
+    /// A directory named context as a base: its files (0:0, its own
+    /// `.dockerignore` applied) as one layer over scratch, keyed by content.
+    fn dir_base(&mut self, name: &str, ctx: &'b Context) -> Result<StageState, BuildError> {
+        let b = self.b;
+        let mut state = scratch_state(b);
+        let entries = select_source(ctx, ".", &SourceFilter::default())?;
+        let mut key = KeyBuilder::new("context-dir");
+        key.digest(&state.key).digest(&b.salt).str(&ctx.content_digest(&entries)?);
+        let title = format!("[context {name}] load from client");
+        let history = format!("context {name}");
+        self.layer_step(&mut state, key.finish(), title, history, |this, state, _| {
+            let (snap, _) = this.snapshot(&state.layers)?;
+            let req = CopyRequest {
+                sources: vec![SourceItem::Pattern(".".into())],
+                dest: "/",
+                workdir: "/",
+                chown: None,
+                chmod: None,
+                add: false,
+                keep_owner: false,
+                exclude: &[],
+                parents: false,
+            };
+            copy_into(ctx, &req, snap.rootfs())?;
+            Ok(Some(snap.commit()?))
+        })?;
+        Ok(state)
     }
 
     fn instruction(&mut self, state: &mut StageState, ins: &PlannedInstruction) -> Result<(), BuildError> {
@@ -552,6 +597,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         let b = self.b;
         let lowers = match self.copy_source(m.from.as_deref())? {
             CopySource::Context => vec![b.opts.context_dir.clone()],
+            CopySource::Dir(ctx) => vec![ctx.root().to_path_buf()],
             CopySource::Stage(state) => self.lowers(&state.layers)?,
             CopySource::Image(image) => self.lowers(&image.layers)?,
         };
@@ -717,6 +763,11 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 .ok_or_else(|| BuildError::DependencyFailed { stage: self.stage.display_name() })?;
             return Ok(CopySource::Stage(state));
         }
+        match b.named_source(from) {
+            Some(NamedSource::Dir(ctx)) => return Ok(CopySource::Dir(ctx)),
+            Some(NamedSource::Scratch) => return Ok(CopySource::Stage(std::sync::Arc::new(scratch_state(b)))),
+            None => {}
+        }
         let image = b.images.get(from).ok_or_else(|| BuildError::ImageNotFound { reference: from.to_string() })?;
         Ok(CopySource::Image(image))
     }
@@ -746,6 +797,16 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                     }
                 }
                 Ok((selected.len() == sources.len()).then_some(selected))
+            }
+            CopySource::Dir(ctx) => {
+                key.str("context-dir");
+                for src in sources {
+                    if let Source::Path(pattern) = src {
+                        let entries = select_source(ctx, pattern, filter)?;
+                        key.str(pattern).str(&ctx.content_digest(&entries)?);
+                    }
+                }
+                Ok(None)
             }
             CopySource::Stage(state) => {
                 key.str("stage").digest(&state.key);
@@ -885,7 +946,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         (exclude, parents): (&[String], bool),
     ) -> Result<Option<PathBuf>, BuildError> {
         let workdir = state.config.config.as_ref().and_then(|c| c.working_dir.clone()).unwrap_or_else(|| "/".into());
-        let keep_owner = !matches!(source, CopySource::Context);
+        let keep_owner = !matches!(source, CopySource::Context | CopySource::Dir(_));
         let req = CopyRequest {
             sources: source_items(sources),
             dest,
@@ -899,14 +960,15 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         };
         // Another stage or image is read through a throwaway overlay of its layers.
         let source_view = match source {
-            CopySource::Context => None,
+            CopySource::Context | CopySource::Dir(_) => None,
             CopySource::Stage(s) => Some(self.snapshot(&s.layers)?),
             CopySource::Image(i) => Some(self.snapshot(&i.layers)?),
         };
         let view_context;
-        let src_ctx: &Context = match &source_view {
-            None => &self.b.context,
-            Some((snap, _)) => {
+        let src_ctx: &Context = match (&source_view, source) {
+            (None, CopySource::Dir(ctx)) => ctx,
+            (None, _) => &self.b.context,
+            (Some((snap, _)), _) => {
                 view_context = Context::open(snap.rootfs(), IgnoreMatcher::empty())?;
                 &view_context
             }

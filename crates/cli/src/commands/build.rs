@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::{Context, bail};
 use distill_build::executor::{CancelToken, Network, SnapshotterKind};
 use distill_build::progress::{self, Mode};
-use distill_build::solver::{BuildError, BuildOptions, build};
+use distill_build::solver::{BuildError, BuildOptions, build, context_key};
 use distill_image::archive::{ArchiveFormat, SaveItem, save_archive, save_to_path, write_file_atomically};
 use distill_image::export::export_rootfs;
 use distill_image::layer::{self, ApplyOptions, Compression, WhiteoutMode, apply_layer};
@@ -19,6 +19,7 @@ use distill_image::store::Store;
 use distill_dockerfile::plan::{Base, PlanOptions};
 use distill_registry::{Client, Platform};
 
+use super::build_context::{ContextSpec, parse_build_contexts, resolve_contexts};
 use super::check::DockerfileArgs;
 use super::image_common::StoreArgs;
 use super::registry_common::{PullLines, PushLines, RegistryArgs};
@@ -75,6 +76,11 @@ pub struct BuildArgs {
     /// `ID=KEY[,KEY…]` (private key files, served by an ssh-agent started for the build).
     #[arg(long = "ssh", value_name = "default|ID[=SOCKET|KEY[,KEY]]")]
     pub ssh: Vec<String>,
+    /// A named context: `NAME=DIR`, `NAME=docker-image://REF` (pulled if missing) or
+    /// `NAME=oci-layout://PATH[:TAG][@sha256:…]`. It replaces what `FROM NAME`, `COPY --from=NAME`
+    /// and `RUN --mount=from=NAME` read, a stage named NAME included; may be repeated.
+    #[arg(long = "build-context", value_name = "NAME=VALUE")]
+    pub build_contexts: Vec<String>,
     /// Reduce the target stage to its runtime closure (like `distill slim`), verified: the
     /// tags, --iidfile and --output get the slim image.
     #[arg(long)]
@@ -133,6 +139,7 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
+    let contexts = parse_build_contexts(&args.build_contexts)?;
     let store = args.store.open()?;
 
     // `-` as the context: a tar on standard input, unpacked into the store's tmp/.
@@ -157,6 +164,7 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         eprintln!("WARNING: {warning}");
     }
     let mut plan = args.dockerfile.plan_options()?;
+    plan.named_contexts.extend(contexts.keys().cloned());
     // RUN executes natively: another architecture would need emulation.
     let host = distill_dockerfile::plan::Platform::host();
     let target = &plan.target_platform;
@@ -172,14 +180,35 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     // Pull lines would break the JSON stream of rawjson.
     let pull_lines = PullLines::to_stderr(args.quiet || matches!(args.progress, Mode::Quiet | Mode::RawJson));
     let wants_registry = exports.iter().any(|e| matches!(e, Some(Export::Registry { .. })));
-    let client = if args.pull || wants_registry || needs_pull(&store, &dockerfile.bytes, &plan) {
-        Some(args.registry.client()?)
-    } else {
-        None
-    };
+    let mut wanted = external_images(&dockerfile.bytes, &plan, &contexts);
+    let mut client =
+        if args.pull || wants_registry || needs_pull(&store, &wanted) { Some(args.registry.client()?) } else { None };
     if let Some(client) = &client {
-        pull_base_images(&store, client, &dockerfile.bytes, &plan, args.pull, &pull_lines)?;
+        pull_base_images(&store, client, &wanted, args.pull, &pull_lines)?;
     }
+    // The base images' ONBUILD triggers may read more stages and images
+    // (`COPY --from`): plan with them, as the builder will, and pull those too.
+    let mut with_triggers = plan.clone();
+    for _ in 0..=wanted.len() {
+        let triggers = base_triggers(&store, &wanted);
+        if triggers == with_triggers.image_onbuild {
+            break;
+        }
+        with_triggers.image_onbuild = triggers;
+        let more: Vec<Wanted> = external_images(&dockerfile.bytes, &with_triggers, &contexts)
+            .into_iter()
+            .filter(|w| !wanted.iter().any(|o| o.name == w.name))
+            .collect();
+        if client.is_none() && needs_pull(&store, &more) {
+            client = Some(args.registry.client()?);
+        }
+        if let Some(client) = &client {
+            pull_base_images(&store, client, &more, args.pull, &pull_lines)?;
+        }
+        wanted.extend(more);
+    }
+    let used: Vec<String> = wanted.iter().map(|w| context_key(&w.name)).collect();
+    let named_contexts = resolve_contexts(&store, &contexts, |name| used.iter().any(|u| u == name))?;
     let source_date_epoch = source_date_epoch(&plan.build_args)?;
     if let Some(sde) = source_date_epoch {
         plan.build_args.entry("SOURCE_DATE_EPOCH".to_string()).or_insert_with(|| sde.to_string());
@@ -208,6 +237,7 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         snapshotter: SnapshotterKind::from_env()?,
         secrets: parse_secrets(&args.secrets)?,
         ssh: ssh_agents.sockets(),
+        named_contexts,
     };
 
     let mode = if args.quiet { Mode::Quiet } else { args.progress };
@@ -329,31 +359,62 @@ fn parse_output(spec: &str) -> anyhow::Result<Option<Export>> {
     }))
 }
 
-/// The images the reachable stages read (FROM, `COPY --from`, `RUN --mount from=`), with
-/// the platform their stage asks for. Empty if the Dockerfile does not plan: the build
-/// itself then reports why.
-fn external_images(dockerfile: &[u8], plan: &PlanOptions) -> Vec<(String, Option<String>)> {
+/// An image name the build reads and what to pull for it.
+struct Wanted {
+    /// As the Dockerfile names it.
+    name: String,
+    /// The image to pull: the name itself, or a `docker-image://` context's
+    /// reference; None for other named contexts.
+    pull: Option<String>,
+    /// The platform its stage asks for.
+    platform: Option<String>,
+}
+
+/// The images (and named contexts) the reachable stages read (FROM, `COPY --from`,
+/// `RUN --mount from=`). Empty if the Dockerfile does not plan: the build itself then
+/// reports why.
+fn external_images(dockerfile: &[u8], plan: &PlanOptions, contexts: &BTreeMap<String, ContextSpec>) -> Vec<Wanted> {
     let Ok(p) = distill_dockerfile::plan::plan_dockerfile(dockerfile, plan) else { return Vec::new() };
-    let mut out: Vec<(String, Option<String>)> = Vec::new();
+    let mut out: Vec<Wanted> = Vec::new();
     for stage in p.stages.iter().filter(|s| !s.pruned) {
         let mut names: Vec<&String> = stage.external_images.iter().collect();
-        if let Base::Image(name) = &stage.base {
+        if let Base::Image(name) | Base::Context(name) = &stage.base {
             names.insert(0, name);
         }
         for n in names {
-            if !out.iter().any(|(o, _)| o == n) {
-                out.push((n.clone(), stage.platform.clone()));
+            if out.iter().any(|w| &w.name == n) {
+                continue;
             }
+            let pull = match contexts.get(&context_key(n)) {
+                Some(ContextSpec::DockerImage(r)) if r != "scratch" => Some(r.clone()),
+                Some(_) => None,
+                None => Some(n.clone()),
+            };
+            out.push(Wanted { name: n.clone(), pull, platform: stage.platform.clone() });
+        }
+    }
+    out
+}
+
+/// The ONBUILD triggers of the images in the store the build reads, by the
+/// name the Dockerfile gives them.
+fn base_triggers(store: &Store, wanted: &[Wanted]) -> BTreeMap<String, Vec<String>> {
+    let mut out = BTreeMap::new();
+    for w in wanted {
+        let Some(image) = w.pull.as_deref().and_then(|p| store.find_image(p).ok()) else { continue };
+        if let Some(triggers) = image.config.config.and_then(|c| c.on_build).filter(|t| !t.is_empty()) {
+            out.insert(w.name.clone(), triggers);
         }
     }
     out
 }
 
 /// Whether some image the build reads is missing from the store.
-fn needs_pull(store: &Store, dockerfile: &[u8], plan: &PlanOptions) -> bool {
-    external_images(dockerfile, plan)
+fn needs_pull(store: &Store, wanted: &[Wanted]) -> bool {
+    wanted
         .iter()
-        .any(|(name, _)| matches!(store.find_image(name), Err(distill_image::Error::ImageNotFound(_))))
+        .filter_map(|w| w.pull.as_deref())
+        .any(|name| matches!(store.find_image(name), Err(distill_image::Error::ImageNotFound(_))))
 }
 
 /// Pulls the images the build reads: all of them with `--pull`, else those
@@ -362,12 +423,12 @@ fn needs_pull(store: &Store, dockerfile: &[u8], plan: &PlanOptions) -> bool {
 fn pull_base_images(
     store: &Store,
     client: &Client,
-    dockerfile: &[u8],
-    plan: &PlanOptions,
+    wanted: &[Wanted],
     always: bool,
     lines: &PullLines,
 ) -> anyhow::Result<()> {
-    for (name, platform) in external_images(dockerfile, plan) {
+    for w in wanted {
+        let (Some(name), platform) = (w.pull.clone(), w.platform.clone()) else { continue };
         let missing = matches!(store.find_image(&name), Err(distill_image::Error::ImageNotFound(_)));
         if !always && !missing {
             continue;

@@ -1,5 +1,6 @@
 pub mod base;
 pub mod build;
+pub mod build_context;
 pub mod check;
 pub mod du;
 pub mod export;

@@ -50,6 +50,7 @@ fn render_text(label: &str, plan: &BuildPlan) -> String {
             Base::Scratch => "scratch".to_string(),
             Base::Stage(i) => format!("stage {}", plan.stages[*i].display_name()),
             Base::Image(r) => format!("image {r}"),
+            Base::Context(n) => format!("named context {n}"),
         };
         let status = if stage.pruned { " (pruned: not reached by the target)" } else { "" };
         out.push_str(&format!("\n[{}] {} FROM {base}{status}\n", stage.index, stage.display_name()));

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use distill_dockerfile::lint::Warning;
-use distill_dockerfile::plan::{Base, BuildPlan, PlanOptions, plan_dockerfile};
+use distill_dockerfile::plan::{Base, BuildPlan, PlanOptions, PlannedStage, Platform, plan_dockerfile};
 use distill_image::digest::Digest;
 use distill_image::layer::Compression;
 use distill_image::reference::Reference;
@@ -88,6 +88,8 @@ pub struct BuildOutput {
 
 /// A base image (or `COPY --from` image) resolved in the store.
 pub(crate) struct ResolvedImage {
+    /// The reference as FROM / `--from` wrote it (expanded).
+    pub reference: String,
     pub image: Image,
     pub layers: Vec<LayerInfo>,
 }
@@ -96,6 +98,7 @@ pub(crate) struct ResolvedImage {
 pub(crate) struct Builder<'a> {
     pub opts: &'a BuildOptions,
     pub plan: BuildPlan,
+    /// By [`image_key`]: one image per name and platform.
     pub images: HashMap<String, ResolvedImage>,
     pub context: Context,
     pub progress: &'a dyn Progress,
@@ -170,14 +173,14 @@ pub fn build(
     // The store's writer lock is held for the whole build: two builds at
     // once take turns on the store.
     let writer = store.writer()?;
-    let images = resolve_images(store, &first_plan)?;
+    let images = resolve_images(store, opts, &first_plan)?;
     // Plan again knowing the base images' environments, so `$PATH` and
     // friends expand as they will in the container.
     let plan = if images.values().any(|i| i.image.config.config.as_ref().is_some_and(|c| c.env.is_some())) {
         let mut plan_opts = opts.plan.clone();
-        for (name, img) in &images {
+        for img in images.values() {
             if let Some(env) = img.image.config.config.as_ref().and_then(|c| c.env.clone()) {
-                plan_opts.image_env.insert(name.clone(), env);
+                plan_opts.image_env.insert(img.reference.clone(), env);
             }
         }
         plan_dockerfile(&opts.dockerfile, &plan_opts)?
@@ -266,20 +269,42 @@ fn finish_vertex<T, E: Into<BuildError>>(
     result
 }
 
-/// Finds every image the reachable stages use (FROM, `COPY --from`).
-fn resolve_images(store: &Store, plan: &BuildPlan) -> Result<HashMap<String, ResolvedImage>, BuildError> {
+/// The platform a stage builds for: its `FROM --platform` (checked by the
+/// planner), else the build's target platform.
+pub(crate) fn stage_platform(opts: &BuildOptions, stage: &PlannedStage) -> Platform {
+    stage.platform.as_deref().and_then(|p| Platform::parse(p).ok()).unwrap_or_else(|| opts.plan.target_platform.clone())
+}
+
+/// The key of [`Builder::images`]: a name for one platform.
+pub(crate) fn image_key(name: &str, platform: &Platform) -> String {
+    format!("{name} {platform}")
+}
+
+/// Finds every image the reachable stages use (FROM, `COPY --from`), each
+/// for its stage's platform.
+fn resolve_images(
+    store: &Store,
+    opts: &BuildOptions,
+    plan: &BuildPlan,
+) -> Result<HashMap<String, ResolvedImage>, BuildError> {
     let mut images = HashMap::new();
     for stage in plan.stages.iter().filter(|s| !s.pruned) {
+        let platform = stage_platform(opts, stage);
         let mut wanted: Vec<&String> = stage.external_images.iter().collect();
         if let Base::Image(name) = &stage.base {
             wanted.insert(0, name);
         }
         for name in wanted {
-            if images.contains_key(name) {
+            let key = image_key(name, &platform);
+            if images.contains_key(&key) {
                 continue;
             }
-            let image = match store.find_image(name) {
+            let (os, arch, variant) = (&platform.os, &platform.architecture, platform.variant.as_deref());
+            let image = match store.find_image_for_platform(name, os, arch, variant) {
                 Ok(image) => image,
+                Err(e @ distill_image::Error::WrongPlatform { .. }) => {
+                    return Err(BuildError::step(stage.start_line, stage.end_line, e.to_string()));
+                }
                 Err(distill_image::Error::ImageNotFound(_)) => {
                     let err = BuildError::ImageNotFound { reference: name.clone() };
                     return Err(BuildError::step(stage.start_line, stage.end_line, err.to_string()));
@@ -307,7 +332,7 @@ fn resolve_images(store: &Store, plan: &BuildPlan) -> Result<HashMap<String, Res
                     uncompressed_size: store.uncompressed_size(l),
                 })
                 .collect();
-            images.insert(name.clone(), ResolvedImage { image, layers });
+            images.insert(key, ResolvedImage { reference: name.clone(), image, layers });
         }
     }
     Ok(images)

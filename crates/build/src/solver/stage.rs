@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use distill_dockerfile::instructions::{
     AddInstruction, CopyInstruction, Instruction, MountKind, NetworkMode, RunInstruction, SecurityMode, Source,
 };
-use distill_dockerfile::plan::{Base, PlannedInstruction, PlannedStage, join_path};
+use distill_dockerfile::plan::{Base, PlannedInstruction, PlannedStage, Platform, join_path};
 use distill_image::config::{History, ImageConfig, chain_ids};
 use distill_image::digest::Digest;
 use distill_image::layer::{Compression, LayerDescriptor, WriteOptions, write_layer_from_dir, write_tar_from_dir};
@@ -19,7 +19,7 @@ use super::config::{self, apply_metadata, command_argv, created_by, env_pairs};
 use super::error::BuildError;
 use super::runmounts::{self, PreparedMounts};
 use super::service::StoreHandle;
-use super::{Builder, ResolvedImage};
+use super::{Builder, ResolvedImage, image_key, stage_platform};
 use crate::context::{Context, IgnoreMatcher};
 use crate::copy::{
     CopyIndex, CopyRecord, CopyRequest, Recorded, Selection, SourceFilter, SourceItem, copy_into, copy_into_with,
@@ -27,7 +27,7 @@ use crate::copy::{
 };
 use crate::executor::SnapshotterKind;
 use crate::executor::fsutil::resolve_in_root;
-use crate::executor::{ActiveSnapshot, Network, RunSpec, resolve_user, run};
+use crate::executor::{ActiveSnapshot, BINFMT_DIR, Network, RunSpec, check_emulation, resolve_user, run};
 use crate::progress::{Event, Stream, VertexId};
 
 /// A stage as far as it is built.
@@ -70,6 +70,8 @@ struct StageBuild<'a, 'b, 's> {
     b: &'b Builder<'a>,
     store: StoreHandle<'s>,
     stage: &'b PlannedStage,
+    /// What the stage builds for: its `FROM --platform`, else the target's.
+    platform: Platform,
     /// Step count as BuildKit shows it (`[name 2/5]`): FROM and file-system steps.
     total: usize,
     step: usize,
@@ -83,7 +85,8 @@ pub(crate) fn build_stage<'b, 's>(
     stage: &'b PlannedStage,
 ) -> Result<StageState, BuildError> {
     let total = 1 + stage.instructions.iter().filter(|i| is_step(&i.instruction)).count();
-    let mut sb = StageBuild { b, store, stage, total, step: 1, pending_index: None };
+    let platform = stage_platform(b.opts, stage);
+    let mut sb = StageBuild { b, store, stage, platform, total, step: 1, pending_index: None };
     let mut state = sb.base()?;
     // Docker runs a base's ONBUILD triggers as the stage's first
     // instructions; until distill does, such a base is refused rather than
@@ -122,15 +125,17 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         let stage = self.stage;
         match &stage.base {
             Base::Scratch => {
-                let platform = &b.opts.plan.target_platform;
+                let platform = &self.platform;
                 let config = config::scratch_config(&platform.os, &platform.architecture, platform.variant.as_deref());
                 let mut key = KeyBuilder::new("scratch");
                 key.str(&format!("{}/{}/{:?}", platform.os, platform.architecture, platform.variant));
                 Ok(StageState { layers: Vec::new(), config, key: key.finish(), cmd_set: false, last_created: None })
             }
             Base::Image(name) => {
-                let resolved =
-                    b.images.get(name).ok_or_else(|| BuildError::ImageNotFound { reference: name.clone() })?;
+                let resolved = b
+                    .images
+                    .get(&image_key(name, &self.platform))
+                    .ok_or_else(|| BuildError::ImageNotFound { reference: name.clone() })?;
                 let id = b.vertex();
                 let title = self.title(&format!("FROM {name}"));
                 b.progress.event(Event::Started { id, name: title });
@@ -389,6 +394,8 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     ) -> Result<Option<PathBuf>, BuildError> {
         let b = self.b;
         let runtime = b.runtime()?;
+        // Another architecture runs under qemu-user, or not at all.
+        check_emulation(Path::new(BINFMT_DIR), &self.platform.os, &self.platform.architecture)?;
         let cc = state.config.config.as_ref();
         let (snap, scratch) = self.snapshot(&state.layers)?;
         let mut mounts = PreparedMounts::default();
@@ -586,7 +593,10 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
                 .ok_or_else(|| BuildError::DependencyFailed { stage: self.stage.display_name() })?;
             return Ok(CopySource::Stage(state));
         }
-        let image = b.images.get(from).ok_or_else(|| BuildError::ImageNotFound { reference: from.to_string() })?;
+        let image = b
+            .images
+            .get(&image_key(from, &self.platform))
+            .ok_or_else(|| BuildError::ImageNotFound { reference: from.to_string() })?;
         Ok(CopySource::Image(image))
     }
 

@@ -8,12 +8,15 @@
 //! (`executor::emulation`).
 
 mod build_support;
+mod image_support;
+mod registry_support;
 
 use std::fs;
 use std::path::Path;
 use std::process::Command;
 
 use build_support::{TempDir, TestStore, run_ok};
+use registry_support::{Auth, Registry};
 use serde_json::Value;
 
 const TEST: &str = "multi_platform_build_makes_an_index_with_an_emulated_arm64_image";
@@ -109,8 +112,12 @@ fn multi_platform_build_makes_an_index_with_an_emulated_arm64_image() {
         assert_eq!(config["architecture"], arch.as_str(), "{config}");
     }
 
-    // The name means the host's image to run and inspect.
+    // The name means the host's image to run and inspect; a new name is for the whole index.
     assert_eq!(store.inspect("app:multi")["Architecture"], "amd64");
+    store.distill_ok(&["tag", "app:multi", "app:copy"]);
+    assert_eq!(entries(&skopeo_raw(&format!("oci:{}:app:copy", root.display()))), platforms);
+    store.distill_ok(&["rmi", "app:copy"]);
+    store.distill_ok(&["fsck"]);
     // One platform alone: a plain arm64 image, every step from the cache.
     let single = store.build_ok(ctx.path(), &["-t", "app:arm64", "--platform", "linux/arm64", "--progress", "plain"]);
     assert!(single.stderr.contains("CACHED") && !single.stderr.contains("writing layer"), "{single}");
@@ -126,4 +133,56 @@ fn multi_platform_build_makes_an_index_with_an_emulated_arm64_image() {
     store.distill_ok(&["prune"]);
     assert!(!store.distill(&["inspect", amd]).success(), "the amd64 image went with its index");
     store.distill_ok(&["inspect", "app:arm64"]);
+}
+
+/// No RUN, so no emulation: a multi-platform image of files alone, pushed
+/// by `build --push` and by `distill push`; skopeo sees the index, and a
+/// pull of one platform gets that platform's files.
+#[test]
+fn a_multi_platform_image_pushes_as_an_index() {
+    const TEST: &str = "a_multi_platform_image_pushes_as_an_index";
+    if !build_support::require_build(TEST) || !build_support::require_tools(TEST, &["docker-registry", "skopeo"]) {
+        return;
+    }
+    let reg = Registry::start(Auth::None);
+    let store = TestStore::empty();
+    let ctx = TempDir::new("ctx");
+    fs::write(ctx.join("Dockerfile"), "FROM scratch\nARG TARGETARCH\nCOPY $TARGETARCH.txt /platform\n").unwrap();
+    fs::write(ctx.join("amd64.txt"), "amd64\n").unwrap();
+    fs::write(ctx.join("arm64.txt"), "arm64\n").unwrap();
+    let built = format!("{}/multi/built:1", reg.host());
+    store.build_ok(ctx.path(), &["-t", &built, "--platform", "linux/amd64,linux/arm64", "--push"]);
+    let copied = format!("{}/multi/copied:1", reg.host());
+    store.distill_ok(&["push", &built, &copied]);
+    for name in [&built, &copied] {
+        let raw = run_ok(Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{name}"),
+        ]));
+        let index: Value = serde_json::from_str(&raw).unwrap();
+        assert_eq!(index["mediaType"], "application/vnd.oci.image.index.v1+json", "{raw}");
+        let archs: Vec<String> = entries(&index).into_iter().map(|(a, _)| a).collect();
+        assert_eq!(archs, ["amd64", "arm64"], "{raw}");
+    }
+    let puller = TestStore::empty();
+    puller.distill_ok(&["pull", "--platform", "linux/arm64", &copied]);
+    assert_eq!(puller.image_config(&copied)["architecture"], "arm64");
+    let root = TempDir::new("rootfs");
+    puller.export_rootfs(&copied, root.path());
+    assert_eq!(read(root.path(), "platform"), "arm64");
+    // A build for both platforms pulls the one missing and keeps both under the name.
+    let from = TempDir::new("from");
+    fs::write(from.join("Dockerfile"), format!("FROM {copied}\nLABEL rebuilt=1\n")).unwrap();
+    puller.build_ok(from.path(), &["-t", "rebuilt", "--platform", "linux/amd64,linux/arm64"]);
+    let base = skopeo_raw(&format!("oci:{}:{}", puller.root().display(), copied));
+    assert_eq!(entries(&base).into_iter().map(|(a, _)| a).collect::<Vec<_>>(), ["amd64", "arm64"], "{base}");
+    let rebuilt = entries(&skopeo_raw(&format!("oci:{}:rebuilt:latest", puller.root().display())));
+    for (arch, digest) in rebuilt {
+        let root = TempDir::new("rootfs");
+        puller.export_rootfs(&digest, root.path());
+        assert_eq!(read(root.path(), "platform"), arch);
+    }
+    puller.distill_ok(&["fsck"]);
 }

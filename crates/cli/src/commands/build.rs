@@ -227,12 +227,11 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         let output = match result {
             Ok(output) => output,
             Err(err) => {
-                let err = render_build_error(&dockerfile.label, &dockerfile.text(), &err);
                 if multi {
                     eprint!("[{platform}] ");
                 }
-                eprint!("{err}");
-                return Ok(ExitCode::from(if cancel.is_cancelled() { 130 } else { 1 }));
+                eprint!("{}", render_build_error(&dockerfile.label, &dockerfile.text(), &err));
+                return Ok(ExitCode::from(if err.is_cancelled() { 130 } else { 1 }));
             }
         };
         // The same findings for every platform: shown once.

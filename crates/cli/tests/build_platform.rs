@@ -114,6 +114,10 @@ fn multi_platform_build_makes_an_index_with_an_emulated_arm64_image() {
 
     // The name means the host's image to run and inspect; a new name is for the whole index.
     assert_eq!(store.inspect("app:multi")["Architecture"], "amd64");
+    // `images` lists the name once, on the host's image, and no platform's image as dangling.
+    let images = store.distill_ok(&["images"]);
+    assert_eq!(images.lines().filter(|l| l.starts_with("app ") && l.contains(" multi ")).count(), 1, "{images}");
+    assert!(!images.contains("<none>"), "{images}");
     store.distill_ok(&["tag", "app:multi", "app:copy"]);
     assert_eq!(entries(&skopeo_raw(&format!("oci:{}:app:copy", root.display()))), platforms);
     store.distill_ok(&["rmi", "app:copy"]);

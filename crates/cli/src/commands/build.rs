@@ -162,6 +162,12 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     if multi && args.slim {
         bail!("--slim reduces one image: build one --platform at a time");
     }
+    if multi && exports.iter().flatten().any(|e| matches!(e, Export::Tar { .. })) {
+        bail!(MULTI_TAR);
+    }
+    if multi && exports.iter().flatten().any(|e| matches!(e, Export::Archive { format: ArchiveFormat::Docker, .. })) {
+        bail!(MULTI_DOCKER);
+    }
     let mut plan = args.dockerfile.plan_options()?;
     // Pull lines would break the JSON stream of rawjson.
     let pull_lines = PullLines::to_stderr(args.quiet || matches!(args.progress, Mode::Quiet | Mode::RawJson));
@@ -270,6 +276,11 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Exports that hold one platform (as with BuildKit's docker exporter).
+const MULTI_DOCKER: &str = "--output type=docker holds one platform: use type=oci for a multi-platform image";
+const MULTI_TAR: &str =
+    "--output type=tar holds one root file system: use type=local or type=oci with several platforms";
+
 /// `--platform`: a comma-separated list (`linux/amd64,linux/arm64`), each
 /// once; the host's platform when not given.
 fn parse_platforms(spec: Option<String>) -> anyhow::Result<Vec<distill_dockerfile::plan::Platform>> {
@@ -333,9 +344,7 @@ fn finish_multi_platform(
                         .with_context(|| format!("saving to {}", dest.display()))?;
                 }
             }
-            Export::Archive { format: ArchiveFormat::Docker, .. } => {
-                bail!("--output type=docker holds one platform: use type=oci for a multi-platform image")
-            }
+            Export::Archive { format: ArchiveFormat::Docker, .. } => bail!(MULTI_DOCKER),
             // As BuildKit does: one directory per platform (`linux_arm64/`).
             Export::Local { dest } => {
                 for record in images {
@@ -347,9 +356,7 @@ fn finish_multi_platform(
                     run_export(store, &record.digest.to_string(), tags, Some(Export::Local { dest: dest.join(dir) }))?;
                 }
             }
-            Export::Tar { .. } => {
-                bail!("--output type=tar holds one root file system: use type=local or type=oci with several platforms")
-            }
+            Export::Tar { .. } => bail!(MULTI_TAR),
         }
     }
     if args.quiet {

@@ -46,6 +46,9 @@ pub enum Error {
     Conflict(String),
     #[error("invalid {what}: {message}")]
     Invalid { what: String, message: String },
+    /// The name exists, but not for the platform asked for.
+    #[error("image {reference} has no {wanted} variant (it is for {found})")]
+    WrongPlatform { reference: String, wanted: String, found: String },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -11,7 +11,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use distill_image::digest::Digest;
-use distill_image::manifest::{Descriptor, Manifest};
+use distill_image::manifest::{Descriptor, Index, Manifest};
 use distill_image::reference::Reference;
 use distill_image::store::{ImageRecord, Store};
 
@@ -134,6 +134,43 @@ impl Client {
             uploaded: outcomes.iter().filter(|o| **o == BlobOutcome::Uploaded).count(),
             mounted: outcomes.iter().filter(|o| **o == BlobOutcome::Mounted).count(),
         })
+    }
+
+    /// Pushes a stored multi-platform image (an index recorded by
+    /// `Writer::commit_index`): each platform's image by digest, then the
+    /// index's own bytes under `target`'s tag.
+    pub fn push_index(
+        &self,
+        store: &Store,
+        index: &ImageRecord,
+        target: &Reference,
+        progress: &dyn PushProgress,
+    ) -> Result<Pushed> {
+        let repo = Repo::of(target);
+        let name = target.to_string();
+        let bytes = store.read_blob(&index.digest)?;
+        let parsed = Index::from_slice(&bytes)
+            .map_err(|e| RegistryError::invalid(format!("index {}", index.digest), e.to_string()))?;
+        let (mut uploaded, mut mounted) = (0, 0);
+        let images = store.images()?;
+        for entry in &parsed.manifests {
+            let image = images.iter().find(|i| i.digest == entry.digest).ok_or_else(|| {
+                RegistryError::invalid(
+                    format!("index {}", index.digest),
+                    format!("{} is not in the store", entry.digest),
+                )
+            })?;
+            let pushed = self.push_image(store, image, &target.with_digest(entry.digest), progress)?;
+            uploaded += pushed.uploaded;
+            mounted += pushed.mounted;
+        }
+        let reference = match target.tag() {
+            Some(tag) => tag.to_string(),
+            None => index.digest.to_string(),
+        };
+        let digest = self.put_manifest(&repo, &reference, &index.media_type, &bytes, &name)?;
+        progress.event(PushEvent::ManifestPushed { digest });
+        Ok(Pushed { digest, size: bytes.len() as u64, uploaded, mounted })
     }
 
     fn push_blobs(

@@ -53,6 +53,10 @@ pub enum ExecError {
     /// crashed); `output_tail` is the last output lines seen.
     #[error("{}{}", runtime_message(.runtime, .message), tail_suffix(.output_tail))]
     Runtime { runtime: String, message: String, output_tail: Vec<String> },
+    /// A RUN for another architecture, and no qemu-user handler for it in
+    /// binfmt_misc (see [`check_emulation`](super::check_emulation)).
+    #[error("cannot run {platform} binaries on this {host} machine: {reason}")]
+    NoEmulation { platform: String, host: String, reason: String },
     /// The run was cancelled (Ctrl-C, SIGTERM or [`CancelToken::cancel`](super::CancelToken::cancel));
     /// the container was killed and deleted.
     #[error("cancelled: the container was killed")]

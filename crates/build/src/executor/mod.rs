@@ -24,6 +24,7 @@
 //! Privileged calls (mount, the runtime) need root; everything else (user
 //! resolution, config generation) is plain file work.
 
+mod emulation;
 mod error;
 pub(crate) mod fsutil;
 mod naive;
@@ -34,6 +35,7 @@ mod spec;
 mod stubs;
 mod user;
 
+pub use emulation::{BINFMT_DIR, check_emulation, host_arch, qemu_arch, runs_natively};
 pub use error::ExecError;
 pub use fsutil::OVERLAY_OPAQUE_XATTR;
 pub use overlay::{OverlayApi, OverlayMount};

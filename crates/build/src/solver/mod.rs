@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use distill_dockerfile::lint::Warning;
-use distill_dockerfile::plan::{Base, BuildPlan, PlanOptions, plan_dockerfile};
+use distill_dockerfile::plan::{Base, BuildPlan, PlanOptions, PlannedStage, Platform, plan_dockerfile};
 use distill_image::digest::Digest;
 use distill_image::layer::Compression;
 use distill_image::reference::Reference;
@@ -120,6 +120,8 @@ pub struct BuildOutput {
 
 /// A base image (or `COPY --from` image) resolved in the store.
 pub(crate) struct ResolvedImage {
+    /// The reference as FROM / `--from` wrote it (expanded).
+    pub reference: String,
     pub image: Image,
     pub layers: Vec<LayerInfo>,
 }
@@ -134,7 +136,8 @@ pub(crate) enum NamedSource<'b> {
 pub(crate) struct Builder<'a> {
     pub opts: &'a BuildOptions,
     pub plan: BuildPlan,
-    /// Images by the name the Dockerfile uses (a named context's image under that name).
+    /// By [`image_key`]: one image per name and platform (a named context's image under
+    /// the name it replaces).
     pub images: HashMap<String, ResolvedImage>,
     pub context: Context,
     /// Directory named contexts, by context name.
@@ -239,7 +242,8 @@ pub fn build(
     for _ in 0..=plan.stages.len() {
         resolve_images(store, opts, &plan, &mut images)?;
         let mut next = plan_opts.clone();
-        for (name, img) in &images {
+        for img in images.values() {
+            let name = &img.reference;
             let Some(config) = img.image.config.config.as_ref() else { continue };
             if let Some(env) = &config.env {
                 next.image_env.insert(name.clone(), env.clone());
@@ -352,8 +356,20 @@ fn finish_vertex<T, E: Into<BuildError>>(
     result
 }
 
-/// Finds every image the reachable stages use (FROM, `COPY --from`) that
-/// `images` lacks; a named context's image stands in for its name.
+/// The platform a stage builds for: its `FROM --platform` (checked by the
+/// planner), else the build's target platform.
+pub(crate) fn stage_platform(opts: &BuildOptions, stage: &PlannedStage) -> Platform {
+    stage.platform.as_deref().and_then(|p| Platform::parse(p).ok()).unwrap_or_else(|| opts.plan.target_platform.clone())
+}
+
+/// The key of [`Builder::images`]: a name for one platform.
+pub(crate) fn image_key(name: &str, platform: &Platform) -> String {
+    format!("{name} {platform}")
+}
+
+/// Finds every image the reachable stages use (FROM, `COPY --from`), each
+/// for its stage's platform, that `images` lacks; a named context's image
+/// stands in for its name.
 fn resolve_images(
     store: &Store,
     opts: &BuildOptions,
@@ -361,12 +377,14 @@ fn resolve_images(
     images: &mut HashMap<String, ResolvedImage>,
 ) -> Result<(), BuildError> {
     for stage in plan.stages.iter().filter(|s| !s.pruned) {
+        let platform = stage_platform(opts, stage);
         let mut wanted: Vec<&String> = stage.external_images.iter().collect();
         if let Base::Image(name) | Base::Context(name) = &stage.base {
             wanted.insert(0, name);
         }
         for name in wanted {
-            if images.contains_key(name) {
+            let key = image_key(name, &platform);
+            if images.contains_key(&key) {
                 continue;
             }
             let spec = match opts.named_contexts.get(&context_key(name)) {
@@ -374,8 +392,12 @@ fn resolve_images(
                 Some(NamedContext::Dir(_) | NamedContext::Scratch) => continue,
                 None => name,
             };
-            let image = match store.find_image(spec) {
+            let (os, arch, variant) = (&platform.os, &platform.architecture, platform.variant.as_deref());
+            let image = match store.find_image_for_platform(spec, os, arch, variant) {
                 Ok(image) => image,
+                Err(e @ distill_image::Error::WrongPlatform { .. }) => {
+                    return Err(BuildError::step(stage.start_line, stage.end_line, e.to_string()));
+                }
                 Err(distill_image::Error::ImageNotFound(_)) => {
                     let err = BuildError::ImageNotFound { reference: spec.clone() };
                     return Err(BuildError::step(stage.start_line, stage.end_line, err.to_string()));
@@ -403,7 +425,7 @@ fn resolve_images(
                     uncompressed_size: store.uncompressed_size(l),
                 })
                 .collect();
-            images.insert(name.clone(), ResolvedImage { image, layers });
+            images.insert(key, ResolvedImage { reference: name.clone(), image, layers });
         }
     }
     Ok(())

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use distill_dockerfile::instructions::{
     AddInstruction, CopyInstruction, Instruction, Mount, MountKind, NetworkMode, RunInstruction, SecurityMode, Source,
 };
-use distill_dockerfile::plan::{Base, PlannedInstruction, PlannedStage, join_path};
+use distill_dockerfile::plan::{Base, PlannedInstruction, PlannedStage, Platform, join_path};
 use distill_image::config::{History, ImageConfig, chain_ids};
 use distill_image::digest::Digest;
 use distill_image::layer::{Compression, LayerDescriptor, WriteOptions, write_layer_from_dir, write_tar_from_dir};
@@ -19,7 +19,7 @@ use super::config::{self, apply_metadata, command_argv, created_by, env_pairs};
 use super::error::BuildError;
 use super::runmounts::{self, PreparedMounts};
 use super::service::StoreHandle;
-use super::{Builder, NamedSource, ResolvedImage};
+use super::{Builder, NamedSource, ResolvedImage, image_key, stage_platform};
 use crate::context::{Context, IgnoreMatcher};
 use crate::copy::{
     CopyIndex, CopyRecord, CopyRequest, Recorded, Selection, SourceFilter, SourceItem, check_link_chown, copy_into,
@@ -27,7 +27,7 @@ use crate::copy::{
 };
 use crate::executor::SnapshotterKind;
 use crate::executor::fsutil::resolve_in_root;
-use crate::executor::{ActiveSnapshot, Network, RunSpec, resolve_user, run};
+use crate::executor::{ActiveSnapshot, BINFMT_DIR, Network, RunSpec, check_emulation, resolve_user, run};
 use crate::progress::{Event, Stream, VertexId};
 
 /// A stage as far as it is built.
@@ -72,6 +72,8 @@ struct StageBuild<'a, 'b, 's> {
     b: &'b Builder<'a>,
     store: StoreHandle<'s>,
     stage: &'b PlannedStage,
+    /// What the stage builds for: its `FROM --platform`, else the target's.
+    platform: Platform,
     /// Step count as BuildKit shows it (`[name 2/5]`): FROM and file-system steps.
     total: usize,
     step: usize,
@@ -90,7 +92,9 @@ pub(crate) fn build_stage<'b, 's>(
     stage: &'b PlannedStage,
 ) -> Result<StageState, BuildError> {
     let total = 1 + stage.instructions.iter().filter(|i| is_step(&i.instruction)).count();
-    let mut sb = StageBuild { b, store, stage, total, step: 1, pending_index: None, link: false, onbuild: false };
+    let platform = stage_platform(b.opts, stage);
+    let mut sb =
+        StageBuild { b, store, stage, platform, total, step: 1, pending_index: None, link: false, onbuild: false };
     let mut state = sb.base()?;
     // The base's ONBUILD triggers are the plan's first instructions (the
     // builder planned with them); like Docker, they are not inherited further.
@@ -119,8 +123,7 @@ pub(crate) fn build_stage<'b, 's>(
 }
 
 /// The empty base of `FROM scratch`.
-fn scratch_state(b: &Builder<'_>) -> StageState {
-    let platform = &b.opts.plan.target_platform;
+fn scratch_state(platform: &Platform) -> StageState {
     let config = config::scratch_config(&platform.os, &platform.architecture, platform.variant.as_deref());
     let mut key = KeyBuilder::new("scratch");
     key.str(&format!("{}/{}/{:?}", platform.os, platform.architecture, platform.variant));
@@ -141,15 +144,17 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         let b = self.b;
         let stage = self.stage;
         match &stage.base {
-            Base::Scratch => Ok(scratch_state(b)),
+            Base::Scratch => Ok(scratch_state(&self.platform)),
             Base::Image(name) | Base::Context(name) => {
                 match b.named_source(name) {
                     Some(NamedSource::Dir(ctx)) => return self.dir_base(name, ctx),
-                    Some(NamedSource::Scratch) => return Ok(scratch_state(b)),
+                    Some(NamedSource::Scratch) => return Ok(scratch_state(&self.platform)),
                     None => {}
                 }
-                let resolved =
-                    b.images.get(name).ok_or_else(|| BuildError::ImageNotFound { reference: name.clone() })?;
+                let resolved = b
+                    .images
+                    .get(&image_key(name, &self.platform))
+                    .ok_or_else(|| BuildError::ImageNotFound { reference: name.clone() })?;
                 let id = b.vertex();
                 let title = self.title(&format!("FROM {name}"));
                 b.progress.event(Event::Started { id, name: title });
@@ -182,7 +187,7 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     /// `.dockerignore` applied) as one layer over scratch, keyed by content.
     fn dir_base(&mut self, name: &str, ctx: &'b Context) -> Result<StageState, BuildError> {
         let b = self.b;
-        let mut state = scratch_state(b);
+        let mut state = scratch_state(&self.platform);
         let entries = select_source(ctx, ".", &SourceFilter::default())?;
         let mut key = KeyBuilder::new("context-dir");
         key.digest(&state.key).digest(&b.salt).str(&ctx.content_digest(&entries)?);
@@ -488,6 +493,8 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
     ) -> Result<Option<PathBuf>, BuildError> {
         let b = self.b;
         let runtime = b.runtime()?;
+        // Another architecture runs under qemu-user, or not at all.
+        check_emulation(Path::new(BINFMT_DIR), &self.platform.os, &self.platform.architecture)?;
         let cc = state.config.config.as_ref();
         let (snap, scratch) = self.snapshot(&state.layers)?;
         let mut mounts = PreparedMounts::default();
@@ -765,10 +772,13 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         }
         match b.named_source(from) {
             Some(NamedSource::Dir(ctx)) => return Ok(CopySource::Dir(ctx)),
-            Some(NamedSource::Scratch) => return Ok(CopySource::Stage(std::sync::Arc::new(scratch_state(b)))),
+            Some(NamedSource::Scratch) => return Ok(CopySource::Stage(std::sync::Arc::new(scratch_state(&self.platform)))),
             None => {}
         }
-        let image = b.images.get(from).ok_or_else(|| BuildError::ImageNotFound { reference: from.to_string() })?;
+        let image = b
+            .images
+            .get(&image_key(from, &self.platform))
+            .ok_or_else(|| BuildError::ImageNotFound { reference: from.to_string() })?;
         Ok(CopySource::Image(image))
     }
 

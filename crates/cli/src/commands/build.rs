@@ -10,11 +10,14 @@ use anyhow::{Context, bail};
 use distill_build::executor::{CancelToken, Network, SnapshotterKind};
 use distill_build::progress::{self, Mode};
 use distill_build::solver::{BuildError, BuildOptions, build, context_key};
-use distill_image::archive::{ArchiveFormat, SaveItem, save_archive, save_to_path, write_file_atomically};
+use distill_image::archive::{
+    ArchiveFormat, SaveItem, save_archive, save_oci_index, save_to_path, write_file_atomically,
+};
 use distill_image::export::export_rootfs;
 use distill_image::layer::{self, ApplyOptions, Compression, WhiteoutMode, apply_layer};
+use distill_image::manifest::Platform as ManifestPlatform;
 use distill_image::reference::Reference;
-use distill_image::store::Store;
+use distill_image::store::{ImageRecord, Store};
 
 use distill_dockerfile::plan::{Base, PlanOptions};
 use distill_registry::{Client, Platform};
@@ -163,51 +166,64 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     {
         eprintln!("WARNING: {warning}");
     }
+    // `--platform a,b` builds the target once per platform (RUN steps of
+    // another architecture run under qemu-user) into one multi-platform image.
+    let platforms = parse_platforms(args.dockerfile.platform.take())?;
+    let multi = platforms.len() > 1;
+    if multi && args.slim {
+        bail!("--slim reduces one image: build one --platform at a time");
+    }
+    if multi && exports.iter().flatten().any(|e| matches!(e, Export::Tar { .. })) {
+        bail!(MULTI_TAR);
+    }
+    if multi && exports.iter().flatten().any(|e| matches!(e, Export::Archive { format: ArchiveFormat::Docker, .. })) {
+        bail!(MULTI_DOCKER);
+    }
     let mut plan = args.dockerfile.plan_options()?;
     plan.named_contexts.extend(contexts.keys().cloned());
-    // RUN executes natively: another architecture would need emulation.
-    let host = distill_dockerfile::plan::Platform::host();
-    let target = &plan.target_platform;
-    if (target.os.as_str(), target.architecture.as_str()) != (host.os.as_str(), host.architecture.as_str()) {
-        bail!(
-            "--platform {}/{}: distill builds for this machine's platform ({}/{}) only; cross-platform builds need emulation, which is not supported",
-            target.os,
-            target.architecture,
-            host.os,
-            host.architecture
-        );
-    }
     // Pull lines would break the JSON stream of rawjson.
     let pull_lines = PullLines::to_stderr(args.quiet || matches!(args.progress, Mode::Quiet | Mode::RawJson));
     let wants_registry = exports.iter().any(|e| matches!(e, Some(Export::Registry { .. })));
-    let mut wanted = external_images(&dockerfile.bytes, &plan, &contexts);
-    let mut client =
-        if args.pull || wants_registry || needs_pull(&store, &wanted) { Some(args.registry.client()?) } else { None };
-    if let Some(client) = &client {
-        pull_base_images(&store, client, &wanted, args.pull, &pull_lines)?;
-    }
-    // The base images' ONBUILD triggers may read more stages and images
-    // (`COPY --from`): plan with them, as the builder will, and pull those too.
-    let mut with_triggers = plan.clone();
-    for _ in 0..=wanted.len() {
-        let triggers = base_triggers(&store, &wanted);
-        if triggers == with_triggers.image_onbuild {
-            break;
-        }
-        with_triggers.image_onbuild = triggers;
-        let more: Vec<Wanted> = external_images(&dockerfile.bytes, &with_triggers, &contexts)
-            .into_iter()
-            .filter(|w| !wanted.iter().any(|o| o.name == w.name))
-            .collect();
-        if client.is_none() && needs_pull(&store, &more) {
+    let per_platform = |p: &distill_dockerfile::plan::Platform| {
+        let mut plan = plan.clone();
+        plan.target_platform = p.clone();
+        plan
+    };
+    let mut client = if args.pull || wants_registry { Some(args.registry.client()?) } else { None };
+    // Named contexts some platform's build reads.
+    let mut used: Vec<String> = Vec::new();
+    for p in &platforms {
+        let plan = per_platform(p);
+        let mut wanted = external_images(&dockerfile.bytes, &plan, &contexts);
+        if client.is_none() && needs_pull(&store, &wanted, &plan) {
             client = Some(args.registry.client()?);
         }
         if let Some(client) = &client {
-            pull_base_images(&store, client, &more, args.pull, &pull_lines)?;
+            pull_base_images(&store, client, &wanted, &plan, args.pull, &pull_lines)?;
         }
-        wanted.extend(more);
+        // The base images' ONBUILD triggers may read more stages and images
+        // (`COPY --from`): plan with them, as the builder will, and pull those too.
+        let mut with_triggers = plan.clone();
+        for _ in 0..=wanted.len() {
+            let triggers = base_triggers(&store, &wanted);
+            if triggers == with_triggers.image_onbuild {
+                break;
+            }
+            with_triggers.image_onbuild = triggers;
+            let more: Vec<Wanted> = external_images(&dockerfile.bytes, &with_triggers, &contexts)
+                .into_iter()
+                .filter(|w| !wanted.iter().any(|o| o.name == w.name))
+                .collect();
+            if client.is_none() && needs_pull(&store, &more, &plan) {
+                client = Some(args.registry.client()?);
+            }
+            if let Some(client) = &client {
+                pull_base_images(&store, client, &more, &plan, args.pull, &pull_lines)?;
+            }
+            wanted.extend(more);
+        }
+        used.extend(wanted.iter().map(|w| context_key(&w.name)));
     }
-    let used: Vec<String> = wanted.iter().map(|w| context_key(&w.name)).collect();
     let named_contexts = resolve_contexts(&store, &contexts, |name| used.iter().any(|u| u == name))?;
     let source_date_epoch = source_date_epoch(&plan.build_args)?;
     if let Some(sde) = source_date_epoch {
@@ -221,13 +237,14 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
     // Agents started for key files live until the build is over.
     let ssh_agents = distill_build::solver::ssh::SshAgents::start(&args.ssh)?;
-    let opts = BuildOptions {
+    let mut opts = BuildOptions {
         dockerfile: dockerfile.bytes.clone(),
         dockerfile_path,
         context_dir: args.dockerfile.context.clone(),
         plan,
-        // With --slim the names go to the slim image.
-        tags: if args.slim { Vec::new() } else { tags.clone() },
+        // With --slim the names go to the slim image, with several
+        // platforms to their index.
+        tags: if args.slim || multi { Vec::new() } else { tags.clone() },
         labels,
         no_cache: args.no_cache,
         network,
@@ -241,22 +258,39 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
     };
 
     let mode = if args.quiet { Mode::Quiet } else { args.progress };
-    let printer = progress::printer(mode, Box::new(io::stderr()));
     let cancel = CancelToken::new();
     cancel.cancel_on_signals().context("installing signal handlers")?;
-    let result = build(&store, &opts, printer.as_ref(), &cancel);
-    printer.finish();
-    let output = match result {
-        Ok(output) => output,
-        Err(err) => {
-            eprint!("{}", render_build_error(&dockerfile.label, &dockerfile.text(), &err));
-            return Ok(ExitCode::from(if err.is_cancelled() { 130 } else { 1 }));
+    let mut built = Vec::new();
+    for (i, platform) in platforms.iter().enumerate() {
+        opts.plan.target_platform = platform.clone();
+        if multi && !matches!(mode, Mode::Quiet | Mode::RawJson) {
+            eprintln!("building for {platform}");
         }
-    };
-    for w in &output.warnings {
-        eprintln!("WARNING: {} - {} ({}:{})", w.rule.name(), w.message, dockerfile.label, w.line);
+        let printer = progress::printer(mode, Box::new(io::stderr()));
+        let result = build(&store, &opts, printer.as_ref(), &cancel);
+        printer.finish();
+        let output = match result {
+            Ok(output) => output,
+            Err(err) => {
+                if multi {
+                    eprint!("[{platform}] ");
+                }
+                eprint!("{}", render_build_error(&dockerfile.label, &dockerfile.text(), &err));
+                return Ok(ExitCode::from(if err.is_cancelled() { 130 } else { 1 }));
+            }
+        };
+        // The same findings for every platform: shown once.
+        if i == 0 {
+            for w in &output.warnings {
+                eprintln!("WARNING: {} - {} ({}:{})", w.rule.name(), w.message, dockerfile.label, w.line);
+            }
+        }
+        built.push(output.image);
     }
-    let mut image = output.image.clone();
+    if multi {
+        return finish_multi_platform(&store, client.as_ref(), &args, &tags, &built, exports);
+    }
+    let mut image = built.remove(0);
     if args.slim {
         let outcome =
             slim_image(&store, &image.digest.to_string(), &args.slim_options, &tags, args.runtime.as_deref())?;
@@ -279,6 +313,110 @@ pub fn run(mut args: BuildArgs) -> anyhow::Result<ExitCode> {
         println!("{id}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Exports that hold one platform (as with BuildKit's docker exporter).
+const MULTI_DOCKER: &str = "--output type=docker holds one platform: use type=oci for a multi-platform image";
+const MULTI_TAR: &str =
+    "--output type=tar holds one root file system: use type=local or type=oci with several platforms";
+
+/// `--platform`: a comma-separated list (`linux/amd64,linux/arm64`), each
+/// once; the host's platform when not given.
+fn parse_platforms(spec: Option<String>) -> anyhow::Result<Vec<distill_dockerfile::plan::Platform>> {
+    let Some(spec) = spec else { return Ok(vec![distill_dockerfile::plan::Platform::host()]) };
+    let mut out: Vec<distill_dockerfile::plan::Platform> = Vec::new();
+    for part in spec.split(',').map(str::trim) {
+        let p = distill_dockerfile::plan::Platform::parse(part).map_err(|e| anyhow::anyhow!("--platform: {e}"))?;
+        if !out.contains(&p) {
+            out.push(p);
+        }
+    }
+    Ok(out)
+}
+
+/// After a multi-platform build: the index over the platforms' images,
+/// tagged with the `-t` names, then the exports of the whole.
+fn finish_multi_platform(
+    store: &Store,
+    client: Option<&Client>,
+    args: &BuildArgs,
+    tags: &[Reference],
+    images: &[ImageRecord],
+    exports: Vec<Option<Export>>,
+) -> anyhow::Result<ExitCode> {
+    let index = {
+        let writer = store.writer()?;
+        let mut entries = Vec::new();
+        for record in images {
+            entries.push((record.clone(), manifest_platform(store, record)?));
+        }
+        let committed = writer.commit_index(&entries, tags.first())?;
+        for tag in tags.iter().skip(1) {
+            writer.tag(&committed.image, tag)?;
+        }
+        committed.image
+    };
+    let id = index.digest.to_string();
+    if let Some(path) = &args.iidfile {
+        fs::write(path, &id).with_context(|| format!("writing {}", path.display()))?;
+    }
+    for export in exports.into_iter().flatten() {
+        match export {
+            Export::Registry { names } => {
+                let client = client.context("internal: no registry client")?;
+                for target in push_targets(tags, &names)? {
+                    let pushed = client
+                        .push_index(store, &index, &target, &PushLines { quiet: true })
+                        .with_context(|| format!("pushing to {}", target.familiar()))?;
+                    if !args.quiet {
+                        eprintln!("pushed {target}@{}", pushed.digest);
+                    }
+                }
+            }
+            Export::Archive { format: ArchiveFormat::Oci, dest } => {
+                if dest.as_os_str() == "-" {
+                    let mut out = io::BufWriter::new(io::stdout().lock());
+                    save_oci_index(store, &index.digest, tags, &mut out).context("writing the archive to stdout")?;
+                    out.flush()?;
+                } else {
+                    write_file_atomically(&dest, |out| save_oci_index(store, &index.digest, tags, out))
+                        .with_context(|| format!("saving to {}", dest.display()))?;
+                }
+            }
+            Export::Archive { format: ArchiveFormat::Docker, .. } => bail!(MULTI_DOCKER),
+            // As BuildKit does: one directory per platform (`linux_arm64/`).
+            Export::Local { dest } => {
+                for record in images {
+                    let image = store.image(record)?;
+                    let mut dir = format!("{}_{}", image.config.os, image.config.architecture);
+                    if let Some(v) = &image.config.variant {
+                        dir.push_str(&format!("_{v}"));
+                    }
+                    run_export(store, &record.digest.to_string(), tags, Some(Export::Local { dest: dest.join(dir) }))?;
+                }
+            }
+            Export::Tar { .. } => bail!(MULTI_TAR),
+        }
+    }
+    if args.quiet {
+        println!("{id}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The names `--push` / `type=registry` push to: `name=` values, else the `-t` names.
+fn push_targets(tags: &[Reference], names: &[String]) -> anyhow::Result<Vec<Reference>> {
+    let mut targets = Vec::new();
+    for n in names {
+        targets.push(Reference::parse_normalized(n).with_context(|| format!("invalid name {n:?}"))?.with_default_tag());
+    }
+    if targets.is_empty() {
+        targets = tags.to_vec();
+    }
+    if targets.is_empty() {
+        bail!("pushing needs a name: give -t NAME or --output type=registry,name=NAME");
+    }
+    Ok(targets)
 }
 
 /// `--secret` values read now: `id=ID,src=FILE` (also `source=`), `id=ID,env=VAR`, or
@@ -409,12 +547,29 @@ fn base_triggers(store: &Store, wanted: &[Wanted]) -> BTreeMap<String, Vec<Strin
     out
 }
 
+/// The platform an image is read for: its stage's `--platform`, else the target's.
+fn image_platform(platform: Option<&str>, plan: &PlanOptions) -> anyhow::Result<Platform> {
+    let p = plan.target_platform.clone();
+    let target = Platform { os: p.os, architecture: p.architecture, variant: p.variant };
+    match platform {
+        Some(p) => p.parse::<Platform>().map_err(anyhow::Error::msg),
+        None => Ok(target),
+    }
+}
+
+/// Whether the store lacks `name` for `platform` (not there at all, or
+/// only for other platforms).
+fn missing_for(store: &Store, name: &str, platform: &Platform) -> bool {
+    let found = store.find_image_for_platform(name, &platform.os, &platform.architecture, platform.variant.as_deref());
+    matches!(found, Err(distill_image::Error::ImageNotFound(_) | distill_image::Error::WrongPlatform { .. }))
+}
+
 /// Whether some image the build reads is missing from the store.
-fn needs_pull(store: &Store, wanted: &[Wanted]) -> bool {
+fn needs_pull(store: &Store, wanted: &[Wanted], plan: &PlanOptions) -> bool {
     wanted
         .iter()
-        .filter_map(|w| w.pull.as_deref())
-        .any(|name| matches!(store.find_image(name), Err(distill_image::Error::ImageNotFound(_))))
+        .filter_map(|w| w.pull.as_deref().map(|name| (name, w.platform.as_deref())))
+        .any(|(name, platform)| image_platform(platform, plan).is_ok_and(|p| missing_for(store, name, &p)))
 }
 
 /// Pulls the images the build reads: all of them with `--pull`, else those
@@ -424,32 +579,79 @@ fn pull_base_images(
     store: &Store,
     client: &Client,
     wanted: &[Wanted],
+    plan: &PlanOptions,
     always: bool,
     lines: &PullLines,
 ) -> anyhow::Result<()> {
     for w in wanted {
         let (Some(name), platform) = (w.pull.clone(), w.platform.clone()) else { continue };
-        let missing = matches!(store.find_image(&name), Err(distill_image::Error::ImageNotFound(_)));
+        let platform = image_platform(platform.as_deref(), plan)?;
+        let missing = missing_for(store, &name, &platform);
         if !always && !missing {
             continue;
         }
         // An image ID or a local-only name is not something to pull.
         let Ok(reference) = Reference::parse_normalized(&name) else { continue };
-        let platform = match platform {
-            Some(p) => p.parse::<Platform>().map_err(anyhow::Error::msg)?,
-            None => Platform::host(),
-        };
         let reference = reference.with_default_tag();
         lines.line(&format!("pulling {reference} for {platform}"));
         let writer = store.writer()?;
+        // What the name holds for other platforms stays under it.
+        let others = other_platforms(store, &reference, &platform)?;
         match client.pull(&writer, &reference, &platform, lines) {
-            Ok(pulled) => lines.line(&format!("resolved {reference} to {}", pulled.resolved)),
+            Ok(pulled) => {
+                lines.line(&format!("resolved {reference} to {}", pulled.resolved));
+                if !others.is_empty() {
+                    let mut entries = others;
+                    entries.push((pulled.image.clone(), manifest_platform(store, &pulled.image)?));
+                    writer.commit_index(&entries, Some(&reference))?;
+                }
+            }
             // The build then fails at the instruction that names the image.
             Err(e) if missing => eprintln!("WARNING: pulling {name} failed: {e}"),
             Err(e) => return Err(anyhow::Error::new(e).context(format!("pulling {name}"))),
         }
     }
     Ok(())
+}
+
+/// The images `reference` names now for platforms other than `platform`
+/// (the image it points at, or the entries of its index), with their platforms.
+fn other_platforms(
+    store: &Store,
+    reference: &Reference,
+    platform: &Platform,
+) -> anyhow::Result<Vec<(ImageRecord, ManifestPlatform)>> {
+    let name = reference.to_string();
+    let records = match store.resolve_index(&name)? {
+        Some((_, index)) => {
+            let images = store.images()?;
+            index.manifests.iter().filter_map(|d| images.iter().find(|i| i.digest == d.digest).cloned()).collect()
+        }
+        None => match store.resolve(&name) {
+            Ok(record) => vec![record],
+            Err(distill_image::Error::ImageNotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let mut out = Vec::new();
+    for record in records {
+        let p = manifest_platform(store, &record)?;
+        if p.architecture != platform.architecture || p.os != platform.os {
+            out.push((record, p));
+        }
+    }
+    Ok(out)
+}
+
+/// The platform an image's config declares, as an index entry carries it.
+fn manifest_platform(store: &Store, record: &ImageRecord) -> anyhow::Result<ManifestPlatform> {
+    let image = store.image(record)?;
+    Ok(ManifestPlatform {
+        architecture: image.config.architecture.clone(),
+        os: image.config.os.clone(),
+        variant: image.config.variant.clone(),
+        ..ManifestPlatform::default()
+    })
 }
 
 /// `--push` / `--output type=registry`: the result to each name (the `-t` names by default).
@@ -461,18 +663,8 @@ fn push_result(
     names: &[String],
     quiet: bool,
 ) -> anyhow::Result<()> {
-    let mut targets = Vec::new();
-    for n in names {
-        targets.push(Reference::parse_normalized(n).with_context(|| format!("invalid name {n:?}"))?.with_default_tag());
-    }
-    if targets.is_empty() {
-        targets = tags.to_vec();
-    }
-    if targets.is_empty() {
-        bail!("pushing needs a name: give -t NAME or --output type=registry,name=NAME");
-    }
     let record = store.resolve(image)?;
-    for target in targets {
+    for target in push_targets(tags, names)? {
         let pushed = client
             .push_image(store, &record, &target, &PushLines { quiet: true })
             .with_context(|| format!("pushing to {}", target.familiar()))?;

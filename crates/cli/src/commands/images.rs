@@ -1,7 +1,10 @@
 //! `distill images`: the images in the store (`docker images`).
 
+use std::collections::{HashMap, HashSet};
 use std::process::ExitCode;
 
+use distill_image::digest::Digest;
+use distill_image::manifest::Index;
 use distill_image::reference::Reference;
 use serde_json::json;
 
@@ -49,13 +52,27 @@ pub fn run(args: ImagesArgs) -> anyhow::Result<ExitCode> {
     }
     // Newest first, as Docker lists them.
     images.sort_by_key(|i| std::cmp::Reverse(created(i)));
+    // A multi-platform name shows on the image it runs here (the host's
+    // entry); the other platforms' images belong to it, not dangling.
+    let mut index_names: HashMap<Digest, Vec<Reference>> = HashMap::new();
+    let mut in_index: HashSet<Digest> = HashSet::new();
+    for index in store.indexes()? {
+        if let Ok(parsed) = Index::from_slice(&store.read_blob(&index.digest)?) {
+            in_index.extend(parsed.manifests.iter().map(|d| d.digest));
+        }
+        for tag in index.tags {
+            if let Ok(record) = store.resolve(&tag.to_string()) {
+                index_names.entry(record.digest).or_default().push(tag);
+            }
+        }
+    }
     for image in &images {
         let id = if args.no_trunc { image.record.id().to_string() } else { short_id(&image.record.id()) };
         let size = image_size(&store, image);
         let when = created(image);
-        let mut names: Vec<(String, String)> = image
-            .record
-            .tags
+        let mut tags = image.record.tags.clone();
+        tags.extend(index_names.get(&image.record.digest).into_iter().flatten().cloned());
+        let mut names: Vec<(String, String)> = tags
             .iter()
             .filter(|t| match &filter {
                 None => true,
@@ -63,7 +80,7 @@ pub fn run(args: ImagesArgs) -> anyhow::Result<ExitCode> {
             })
             .map(|t| (t.familiar_name(), t.tag().unwrap_or("<none>").to_string()))
             .collect();
-        if image.record.tags.is_empty() && filter.is_none() {
+        if tags.is_empty() && filter.is_none() && !in_index.contains(&image.record.digest) {
             names.push(("<none>".to_string(), "<none>".to_string()));
         }
         for (repository, tag) in names {

@@ -39,6 +39,10 @@ pub fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
         other => bail!("--compression {other:?}: expected keep, gzip or zstd"),
     };
     let store = args.store.open()?;
+    let index = store.resolve_index(&args.image)?.map(|(record, _)| record);
+    if index.is_some() && compression != Compression::None {
+        bail!("--compression: {} is a multi-platform image; it is pushed as stored", args.image);
+    }
     let mut image = store.resolve(&args.image)?;
     if compression != Compression::None {
         let writer = store.writer()?;
@@ -52,9 +56,12 @@ pub fn run(args: PushArgs) -> anyhow::Result<ExitCode> {
     if !args.quiet {
         println!("The push refers to repository [{}]", target.name());
     }
-    let pushed = client
-        .push_image(&store, &image, &target, &PushLines { quiet: args.quiet })
-        .with_context(|| format!("pushing {} to {}", args.image, target.familiar()))?;
+    let lines = PushLines { quiet: args.quiet };
+    let pushed = match &index {
+        Some(index) => client.push_index(&store, index, &target, &lines),
+        None => client.push_image(&store, &image, &target, &lines),
+    };
+    let pushed = pushed.with_context(|| format!("pushing {} to {}", args.image, target.familiar()))?;
     if args.quiet {
         println!("{}", pushed.digest);
     } else {

@@ -20,7 +20,11 @@ pub fn run(args: TagArgs) -> anyhow::Result<ExitCode> {
     let target = Reference::parse_normalized(&args.target)?;
     let store = args.store.open()?;
     let writer = store.writer()?;
-    let record = store.resolve(&args.source)?;
+    // A multi-platform name: the new name is for the whole index.
+    let record = match store.resolve_index(&args.source)? {
+        Some((index, _)) => index,
+        None => store.resolve(&args.source)?,
+    };
     writer.tag(&record, &target)?;
     Ok(ExitCode::SUCCESS)
 }

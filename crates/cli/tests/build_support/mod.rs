@@ -527,3 +527,47 @@ fn copy_store(from: &Path, to: &Path) {
         }
     }
 }
+
+// ---------------------------------------------------------------------------
+// Foreign-architecture bases
+
+/// Whether RUN steps for `arch` can run here: a qemu-user binfmt_misc
+/// handler (`scripts/install-test-deps` registers them).
+pub fn have_emulation(qemu_arch: &str) -> bool {
+    fs::read_to_string(format!("/proc/sys/fs/binfmt_misc/qemu-{qemu_arch}"))
+        .is_ok_and(|s| s.starts_with("enabled") && s.lines().any(|l| l.starts_with("flags:") && l.contains('F')))
+}
+
+/// A tiny root file system for `arch` (an OCI architecture: `amd64`,
+/// `arm64`): Debian's `busybox-static` with `sh`, `uname`, `cat` and `echo`
+/// links, as `<cache>/busybox-<arch>.tar` (about 2 MB). Made once with
+/// `mmdebstrap --variant=extract`, which unpacks without running anything,
+/// so no emulation is needed to make it. Deliberately not in the seed
+/// store: the tests that need it add it to their own store.
+pub fn busybox_rootfs(test: &str, arch: &str) -> Option<PathBuf> {
+    let cache = cache_dir();
+    let tar = cache.join(format!("busybox-{arch}.tar"));
+    if tar.is_file() {
+        return Some(tar);
+    }
+    let _lock = cache_lock(&format!("busybox-{arch}"));
+    if tar.is_file() {
+        return Some(tar);
+    }
+    if !require_tools(test, &["mmdebstrap"]) {
+        return None;
+    }
+    let work = TempDir::new("busybox");
+    let script = r#"set -e
+mmdebstrap --arch="$ARCH" --variant=extract --include=busybox-static --quiet bookworm "$WORK/debs.tar"
+mkdir -p "$WORK/root/tmp"
+chmod 1777 "$WORK/root/tmp"
+tar -xf "$WORK/debs.tar" -C "$WORK/root" ./bin/busybox
+for applet in sh uname cat echo ls; do ln -s busybox "$WORK/root/bin/$applet"; done
+tar --numeric-owner --owner=0 --group=0 --mtime=@1700000000 --sort=name -C "$WORK/root" -cf "$WORK/out.tar" .
+"#;
+    let out = run_cmd(Command::new("sh").arg("-c").arg(script).env("ARCH", arch).env("WORK", work.path()));
+    assert!(out.success(), "making the {arch} busybox rootfs failed:\n{out}");
+    fs::rename(work.join("out.tar"), &tar).unwrap();
+    Some(tar)
+}

@@ -5,4 +5,4 @@ mod save;
 mod tar_out;
 
 pub use load::{LoadedImage, load_archive};
-pub use save::{ArchiveFormat, SaveItem, save_archive, save_to_path, write_file_atomically};
+pub use save::{ArchiveFormat, SaveItem, save_archive, save_oci_index, save_to_path, write_file_atomically};

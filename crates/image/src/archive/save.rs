@@ -87,6 +87,50 @@ fn save_oci<W: Write>(store: &Store, items: &[SaveItem], mut tar: TarOut<W>) -> 
     Ok(tar)
 }
 
+/// Writes a multi-platform image (a recorded index, see
+/// [`crate::store::Writer::commit_index`]) as an OCI archive: the index
+/// blob, every platform's manifest, config and layers, and `index.json`
+/// naming the index once per name (or once, unnamed).
+pub fn save_oci_index(store: &Store, index: &Digest, names: &[Reference], out: impl Write) -> Result<()> {
+    let bytes = store.read_blob(index)?;
+    let parsed = Index::from_slice(&bytes).map_err(|e| Error::json(format!("index {index}"), e))?;
+    let mut blobs = BTreeSet::from([*index]);
+    for entry in &parsed.manifests {
+        let manifest = store.read_blob(&entry.digest)?;
+        let manifest = crate::manifest::Manifest::from_slice(&manifest)
+            .map_err(|e| Error::json(format!("manifest {}", entry.digest), e))?;
+        blobs.insert(entry.digest);
+        blobs.insert(manifest.config.digest);
+        blobs.extend(manifest.layers.iter().map(|l| l.digest));
+    }
+    let media_type = parsed.media_type.as_deref().unwrap_or(crate::manifest::media_type::OCI_INDEX);
+    let base = Descriptor::new(media_type, *index, bytes.len() as u64);
+    let mut manifests = Vec::new();
+    if names.is_empty() {
+        manifests.push(base.clone());
+    }
+    for name in names {
+        let mut d = base.clone();
+        d.annotations = Some(BTreeMap::from([
+            (ANNOTATION_REF_NAME.to_string(), name.familiar()),
+            (ANNOTATION_CONTAINERD_NAME.to_string(), name.to_string()),
+        ]));
+        push_unique(&mut manifests, d);
+    }
+    let top = Index::new_oci(manifests).to_canonical_vec().map_err(|e| Error::json("index.json", e))?;
+    let mut tar = TarOut::new(out);
+    let w = |e| Error::Io { context: "writing the archive".to_string(), source: e };
+    tar.dir("blobs/").map_err(w)?;
+    tar.dir("blobs/sha256/").map_err(w)?;
+    for digest in &blobs {
+        copy_blob(store, digest, &mut tar)?;
+    }
+    tar.file("index.json", top.len() as u64, &top[..]).map_err(w)?;
+    tar.file("oci-layout", OCI_LAYOUT_FILE.len() as u64, OCI_LAYOUT_FILE).map_err(w)?;
+    tar.finish().ctx(|| "writing the archive".to_string())?;
+    Ok(())
+}
+
 fn push_unique(list: &mut Vec<Descriptor>, d: Descriptor) {
     if !list.contains(&d) {
         list.push(d);

@@ -7,7 +7,7 @@ use super::{ImageRecord, LayerInfo, Writer};
 use crate::config::ImageConfig;
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::manifest::{Descriptor, Manifest, media_type};
+use crate::manifest::{Descriptor, Index, Manifest, Platform, media_type};
 use crate::reference::Reference;
 use crate::timestamp::Timestamp;
 
@@ -76,5 +76,42 @@ impl Writer<'_> {
         })?;
         image = self.store().images()?.into_iter().find(|i| i.digest == image.digest).unwrap_or(image);
         Ok(Committed { image, replaced })
+    }
+
+    /// Records a multi-platform image: an OCI index listing `entries` (stored
+    /// images, each with its platform) and points `tag` at it. The images
+    /// stay recorded (untagged); the index keeps them from `prune`.
+    pub fn commit_index(&self, entries: &[(ImageRecord, Platform)], tag: Option<&Reference>) -> Result<Committed> {
+        let stored = self.store().images()?;
+        let mut manifests = Vec::new();
+        for (image, platform) in entries {
+            if !stored.iter().any(|i| i.digest == image.digest) {
+                return Err(Error::ImageNotFound(image.digest.to_string()));
+            }
+            let mut d = Descriptor::new(&image.media_type, image.digest, image.size);
+            d.platform = Some(platform.clone());
+            manifests.push(d);
+        }
+        let bytes = Index::new_oci(manifests).to_canonical_vec().map_err(|e| Error::json("image index", e))?;
+        let digest = self.put_blob(&bytes)?;
+        let tag = tag.map(|t| t.clone().with_default_tag());
+        let mut record = ImageRecord {
+            digest,
+            media_type: media_type::OCI_INDEX.to_string(),
+            size: bytes.len() as u64,
+            // An index has no config: the column holds its own digest.
+            config: digest,
+            added: Timestamp::now(),
+            tags: Vec::new(),
+        };
+        let replaced = self.update(|tx| {
+            tx.add_image(&record)?;
+            match &tag {
+                Some(t) => tx.set_tag(t, &digest),
+                None => Ok(None),
+            }
+        })?;
+        record = self.store().indexes()?.into_iter().find(|i| i.digest == digest).unwrap_or(record);
+        Ok(Committed { image: record, replaced })
     }
 }

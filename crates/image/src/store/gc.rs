@@ -42,7 +42,8 @@ pub(crate) struct Reachability {
 /// Walks from every image and GC root.
 pub(crate) fn reachable(store: &Store) -> Result<Reachability> {
     let mut r = Reachability::default();
-    for img in store.images()? {
+    // Indexes too: they reach their platforms' manifests.
+    for img in db::images(store.conn())? {
         visit(store, &img.digest, &format!("image {}", img.digest), 0, &mut r);
     }
     for (name, digest) in store.gc_roots()? {
@@ -119,13 +120,27 @@ impl Writer<'_> {
         let mut report = PruneReport::default();
 
         if dangling_images {
-            let pinned: BTreeSet<Digest> = store.gc_roots()?.into_iter().map(|(_, d)| d).collect();
-            let doomed: Vec<Digest> = store
-                .images()?
-                .into_iter()
-                .filter(|i| i.tags.is_empty() && !pinned.contains(&i.digest))
-                .map(|i| i.digest)
-                .collect();
+            let mut pinned: BTreeSet<Digest> = store.gc_roots()?.into_iter().map(|(_, d)| d).collect();
+            // Untagged indexes go like untagged images; the platforms'
+            // images of the indexes that stay, stay.
+            let indexes = store.indexes()?;
+            let mut doomed: Vec<Digest> = Vec::new();
+            for index in &indexes {
+                if index.tags.is_empty() && !pinned.contains(&index.digest) {
+                    doomed.push(index.digest);
+                    continue;
+                }
+                let blob = store.read_blob(&index.digest)?;
+                let parsed = Index::from_slice(&blob).map_err(|e| crate::error::Error::json("image index", e))?;
+                pinned.extend(parsed.manifests.iter().map(|d| d.digest));
+            }
+            doomed.extend(
+                store
+                    .images()?
+                    .into_iter()
+                    .filter(|i| i.tags.is_empty() && !pinned.contains(&i.digest))
+                    .map(|i| i.digest),
+            );
             self.update(|tx| {
                 for d in &doomed {
                     tx.remove_image(d)?;

@@ -45,7 +45,7 @@ use crate::config::ImageConfig;
 use crate::digest::{Digest, HashingWriter};
 use crate::error::{Error, IoContext, Result};
 use crate::layer;
-use crate::manifest::{Descriptor, Manifest, OCI_LAYOUT_FILE};
+use crate::manifest::{Descriptor, Index, Manifest, OCI_LAYOUT_FILE, media_type};
 use crate::reference::{Reference, is_full_hex_id};
 
 /// The environment variable that overrides the store root.
@@ -264,9 +264,90 @@ impl Store {
 
     // ---- images ----
 
-    /// All images, newest first, with their tags.
+    /// All images (single-platform manifests), newest first, with their tags.
     pub fn images(&self) -> Result<Vec<ImageRecord>> {
-        db::images(&self.conn)
+        Ok(db::images(&self.conn)?.into_iter().filter(|i| !media_type::is_index(&i.media_type)).collect())
+    }
+
+    /// The multi-platform images (image indexes) recorded with
+    /// [`Writer::commit_index`], newest first, with their tags. Their
+    /// `config` is their own digest: an index has no config.
+    pub fn indexes(&self) -> Result<Vec<ImageRecord>> {
+        Ok(db::images(&self.conn)?.into_iter().filter(|i| media_type::is_index(&i.media_type)).collect())
+    }
+
+    /// The recorded index `spec` (a name or `name@digest` / `sha256:…`)
+    /// points at, if it names one.
+    pub fn resolve_index(&self, spec: &str) -> Result<Option<(ImageRecord, Index)>> {
+        let digest = if let Some(d) = spec.strip_prefix("sha256:").and_then(|_| spec.parse::<Digest>().ok()) {
+            Some(d)
+        } else {
+            match Reference::parse_normalized(spec) {
+                Ok(r) => match r.digest() {
+                    Some(d) => Some(d),
+                    None => db::tag_target(&self.conn, &r.with_default_tag())?,
+                },
+                Err(_) => None,
+            }
+        };
+        let Some(digest) = digest else { return Ok(None) };
+        let Some(record) = self.indexes()?.into_iter().find(|i| i.digest == digest) else { return Ok(None) };
+        let bytes = self.read_blob(&digest)?;
+        let index = Index::from_slice(&bytes).map_err(|e| Error::json(format!("index {digest}"), e))?;
+        Ok(Some((record, index)))
+    }
+
+    /// The image `spec` names for a platform: the entry of a multi-platform
+    /// image (an index) for `os/arch[/variant]`, or the image itself when
+    /// its config is of that platform (or names none). The variant only
+    /// chooses among entries of an index.
+    pub fn find_image_for_platform(&self, spec: &str, os: &str, arch: &str, variant: Option<&str>) -> Result<Image> {
+        let wanted = || match variant {
+            Some(v) => format!("{os}/{arch}/{v}"),
+            None => format!("{os}/{arch}"),
+        };
+        let index = match self.resolve_index(spec)? {
+            Some((_, index)) => Some(index),
+            // A pulled index blob named by digest.
+            None => spec
+                .rsplit_once('@')
+                .map(|(_, d)| d)
+                .or(spec.strip_prefix("sha256:").map(|_| spec))
+                .and_then(|d| d.parse::<Digest>().ok())
+                .filter(|d| self.has_blob(d) && !self.images().is_ok_and(|all| all.iter().any(|i| i.digest == *d)))
+                .and_then(|d| Index::from_slice(&self.read_blob(&d).ok()?).ok()),
+        };
+        if let Some(index) = index {
+            let images = self.images()?;
+            let candidates: Vec<&Descriptor> = index
+                .manifests
+                .iter()
+                .filter(|d| d.platform.as_ref().is_some_and(|p| p.os == os && p.architecture == arch))
+                .filter(|d| images.iter().any(|i| i.digest == d.digest))
+                .collect();
+            let chosen = candidates
+                .iter()
+                .find(|d| d.platform.as_ref().and_then(|p| p.variant.as_deref()) == variant)
+                .or(candidates.first());
+            return match chosen {
+                Some(d) => self.find_image(&d.digest.to_string()),
+                None => Err(Error::WrongPlatform {
+                    reference: spec.to_string(),
+                    wanted: wanted(),
+                    found: platforms_of(&index),
+                }),
+            };
+        }
+        let image = self.find_image(spec)?;
+        let (img_os, img_arch) = (&image.config.os, &image.config.architecture);
+        if img_arch.is_empty() || (img_arch == arch && (img_os.is_empty() || img_os == os)) {
+            return Ok(image);
+        }
+        Err(Error::WrongPlatform {
+            reference: spec.to_string(),
+            wanted: wanted(),
+            found: format!("{img_os}/{img_arch}"),
+        })
     }
 
     /// The image a tag points at.
@@ -302,7 +383,10 @@ impl Store {
                 } else {
                     let reference = reference.with_default_tag();
                     match db::tag_target(&self.conn, &reference)? {
-                        Some(d) => images.iter().find(|i| i.digest == d).cloned(),
+                        // A multi-platform name: the host's image.
+                        Some(d) => {
+                            images.iter().find(|i| i.digest == d).cloned().or_else(|| self.via_index(&images, &d))
+                        }
                         None => None,
                     }
                 };
@@ -388,6 +472,20 @@ impl Store {
     pub fn snapshot(&self, chain_id: &Digest) -> Result<Option<SnapshotRecord>> {
         db::snapshot(&self.conn, chain_id)
     }
+}
+
+/// `linux/amd64, linux/arm64`: the platforms an index lists.
+fn platforms_of(index: &Index) -> String {
+    let list: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| d.platform.as_ref())
+        .map(|p| match &p.variant {
+            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        })
+        .collect();
+    if list.is_empty() { "no platform".to_string() } else { list.join(", ") }
 }
 
 fn by_id_prefix(images: &[ImageRecord], spec: &str, hex: &str) -> Result<ImageRecord> {

@@ -31,6 +31,37 @@ impl Writer<'_> {
     /// [`Writer::prune`].
     pub fn remove(&self, spec: &str, force: bool) -> Result<Removal> {
         let store = self.store();
+        // A multi-platform name: the tag goes, and the index with its last
+        // tag; its platforms' images stay until `prune`.
+        if let Some((index, _)) = store.resolve_index(spec)? {
+            let by_name = Reference::parse_normalized(spec)
+                .ok()
+                .filter(|r| r.digest().is_none())
+                .map(Reference::with_default_tag)
+                .filter(|r| index.tags.contains(r));
+            return self.update(|tx| {
+                let mut out = Removal::default();
+                let names = match by_name {
+                    Some(name) => vec![name],
+                    None if index.tags.len() > 1 && !force => {
+                        return Err(Error::Conflict(format!(
+                            "conflict: unable to delete {} (must be forced) - image is referenced in multiple repositories",
+                            &index.digest.hex()[..12]
+                        )));
+                    }
+                    None => index.tags.clone(),
+                };
+                for name in &names {
+                    tx.remove_tag(name)?;
+                }
+                if names.len() == index.tags.len() {
+                    tx.remove_image(&index.digest)?;
+                    out.deleted.push(index.digest);
+                }
+                out.untagged = names;
+                Ok(out)
+            });
+        }
         let record = store.resolve(spec)?;
         let by_name = Reference::parse_normalized(spec)
             .ok()

@@ -772,7 +772,9 @@ impl<'a, 'b, 's> StageBuild<'a, 'b, 's> {
         }
         match b.named_source(from) {
             Some(NamedSource::Dir(ctx)) => return Ok(CopySource::Dir(ctx)),
-            Some(NamedSource::Scratch) => return Ok(CopySource::Stage(std::sync::Arc::new(scratch_state(&self.platform)))),
+            Some(NamedSource::Scratch) => {
+                return Ok(CopySource::Stage(std::sync::Arc::new(scratch_state(&self.platform))));
+            }
             None => {}
         }
         let image = b

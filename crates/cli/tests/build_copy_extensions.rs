@@ -17,17 +17,11 @@ fn store(test: &str) -> Option<TestStore> {
 }
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (name, content) in files {
-        let path = dir.join(name);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
+    build_support::write_files(dir, files)
 }
 
 fn rootfs(store: &TestStore, image: &str) -> TempDir {
-    let root = TempDir::new("rootfs");
-    store.export_rootfs(image, root.path());
-    root
+    store.rootfs(image)
 }
 
 /// Every path below `root`, relative, sorted (directories with a `/`).

@@ -24,11 +24,7 @@ fn store(test: &str) -> Option<TestStore> {
 }
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (name, content) in files {
-        let path = dir.join(name);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
+    build_support::write_files(dir, files)
 }
 
 /// The final state of every vertex in `--progress rawjson` output, by name.

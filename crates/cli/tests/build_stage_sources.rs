@@ -14,17 +14,11 @@ use std::process::Command;
 use build_support::{TempDir, TestStore, run_ok};
 
 fn write(dir: &Path, files: &[(&str, &str)]) {
-    for (name, content) in files {
-        let path = dir.join(name);
-        fs::create_dir_all(path.parent().unwrap()).unwrap();
-        fs::write(path, content).unwrap();
-    }
+    build_support::write_files(dir, files)
 }
 
 fn rootfs(store: &TestStore, image: &str) -> TempDir {
-    let root = TempDir::new("rootfs");
-    store.export_rootfs(image, root.path());
-    root
+    store.rootfs(image)
 }
 
 fn read(root: &TempDir, path: &str) -> String {

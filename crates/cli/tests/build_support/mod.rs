@@ -267,6 +267,15 @@ pub fn run_cmd(cmd: &mut Command) -> CmdOutput {
 
 /// Runs `cmd`, asserting success; returns its stdout.
 #[track_caller]
+/// Writes `(relative path, content)` files below `dir`, creating parents.
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (name, content) in files {
+        let path = dir.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(path, content).unwrap();
+    }
+}
+
 pub fn run_ok(cmd: &mut Command) -> String {
     run_cmd(cmd).assert_success().stdout
 }
@@ -393,6 +402,13 @@ impl TestStore {
 
     /// Writes the flattened root file system of `image` to `dest` (created):
     /// `distill export` piped through GNU tar (owners, modes, xattrs kept).
+    /// `image`'s root file system exported into a new temporary directory.
+    pub fn rootfs(&self, image: &str) -> TempDir {
+        let root = TempDir::new("rootfs");
+        self.export_rootfs(image, root.path());
+        root
+    }
+
     pub fn export_rootfs(&self, image: &str, dest: &Path) {
         fs::create_dir_all(dest).unwrap();
         let tar = dest.with_extension("export.tar");

@@ -366,7 +366,7 @@ fn unsupported_features_fail_clearly_never_silently() {
     let Some(store) = store("unsupported_features_fail_clearly_never_silently") else { return };
     let ctx = TempDir::new("unsupported-ctx");
     let cases = [
-        ("FROM debian:bookworm\nRUN --mount=type=ssh true\n", 2, "RUN --mount=type=ssh is not supported yet"),
+        ("FROM debian:bookworm\nRUN --device=vendor.com/gpu=all true\n", 2, "RUN --device is not supported yet"),
         (
             "FROM debian:bookworm\nADD https://example.invalid/repo.git /x\n",
             2,

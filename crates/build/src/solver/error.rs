@@ -42,6 +42,9 @@ pub enum BuildError {
     DependencyFailed { stage: String },
     #[error("build cancelled")]
     Cancelled,
+    /// A feature distill refuses or does not have (yet), said plainly.
+    #[error("{0}")]
+    Unsupported(String),
     /// An invariant of the builder broke (a bug, not bad input).
     #[error("internal error: {0}")]
     Internal(String),

@@ -1170,18 +1170,14 @@ fn reads_source(m: &Mount) -> bool {
     m.kind == MountKind::Bind || (m.kind == MountKind::Cache && m.from.is_some())
 }
 
-fn not_supported(what: &str) -> BuildError {
-    BuildError::Internal(format!(
-        "{what} is not supported yet (BuildKit extensions arrive in a later version of distill)"
-    ))
-}
-
 fn unsupported_run(run: &RunInstruction) -> Result<(), BuildError> {
     if !run.devices.is_empty() {
-        return Err(not_supported("RUN --device"));
+        return Err(BuildError::Unsupported(
+            "RUN --device is not supported yet (CDI devices are not available to distill builds)".into(),
+        ));
     }
     if run.security == SecurityMode::Insecure {
-        return Err(BuildError::Internal(
+        return Err(BuildError::Unsupported(
             "RUN --security=insecure is refused: distill does not grant security.insecure".into(),
         ));
     }

@@ -150,8 +150,8 @@ impl StartedAgent {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        // No terminal and no askpass: a passphrase-protected key fails
-        // instead of prompting in the middle of a build.
+        // No stdin and no askpass: a passphrase-protected key is asked for
+        // on the terminal before the build starts, and fails without one.
         let out = Command::new("ssh-add")
             .args(keys)
             .env("SSH_AUTH_SOCK", &agent.socket)

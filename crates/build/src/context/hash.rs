@@ -280,7 +280,7 @@ pub fn content_digest(cache: &HashCache, entries: &[Entry]) -> Result<String> {
         let path = e.rel_path.as_os_str().as_bytes();
         rec.extend_from_slice(&(path.len() as u32).to_le_bytes());
         rec.extend_from_slice(path);
-        rec.push(kind_byte(e.kind));
+        rec.push(e.kind.code());
         rec.extend_from_slice(&e.mode.to_le_bytes());
         rec.extend_from_slice(&e.uid.to_le_bytes());
         rec.extend_from_slice(&e.gid.to_le_bytes());
@@ -312,18 +312,6 @@ fn path_order(a: &Path, b: &Path) -> CmpOrdering {
     match a.iter().zip(b).find(|(x, y)| x != y) {
         Some((&x, &y)) => map(x).cmp(&map(y)),
         None => a.len().cmp(&b.len()),
-    }
-}
-
-fn kind_byte(kind: EntryKind) -> u8 {
-    match kind {
-        EntryKind::File => b'f',
-        EntryKind::Dir => b'd',
-        EntryKind::Symlink => b'l',
-        EntryKind::Fifo => b'p',
-        EntryKind::Socket => b's',
-        EntryKind::CharDevice => b'c',
-        EntryKind::BlockDevice => b'b',
     }
 }
 

@@ -42,6 +42,36 @@ pub enum EntryKind {
 }
 
 impl EntryKind {
+    /// A one-byte code (`f d l p s c b`, as `find -type`), for cache keys
+    /// and the copy index.
+    pub fn code(self) -> u8 {
+        match self {
+            EntryKind::File => b'f',
+            EntryKind::Dir => b'd',
+            EntryKind::Symlink => b'l',
+            EntryKind::Fifo => b'p',
+            EntryKind::Socket => b's',
+            EntryKind::CharDevice => b'c',
+            EntryKind::BlockDevice => b'b',
+        }
+    }
+
+    /// The kind of a [`EntryKind::code`].
+    pub fn from_code(code: u8) -> Option<EntryKind> {
+        Some(match code {
+            b'f' => EntryKind::File,
+            b'd' => EntryKind::Dir,
+            b'l' => EntryKind::Symlink,
+            b'p' => EntryKind::Fifo,
+            b's' => EntryKind::Socket,
+            b'c' => EntryKind::CharDevice,
+            b'b' => EntryKind::BlockDevice,
+            _ => return None,
+        })
+    }
+}
+
+impl EntryKind {
     fn from_metadata(meta: &Metadata) -> EntryKind {
         let ft = meta.file_type();
         if ft.is_dir() {

@@ -163,31 +163,6 @@ pub struct CopyIndex {
     pub records: Vec<CopyRecord>,
 }
 
-fn kind_byte(k: EntryKind) -> u8 {
-    match k {
-        EntryKind::File => b'f',
-        EntryKind::Dir => b'd',
-        EntryKind::Symlink => b'l',
-        EntryKind::Fifo => b'p',
-        EntryKind::Socket => b's',
-        EntryKind::CharDevice => b'c',
-        EntryKind::BlockDevice => b'b',
-    }
-}
-
-fn byte_kind(b: u8) -> Option<EntryKind> {
-    Some(match b {
-        b'f' => EntryKind::File,
-        b'd' => EntryKind::Dir,
-        b'l' => EntryKind::Symlink,
-        b'p' => EntryKind::Fifo,
-        b's' => EntryKind::Socket,
-        b'c' => EntryKind::CharDevice,
-        b'b' => EntryKind::BlockDevice,
-        _ => return None,
-    })
-}
-
 impl CopyIndex {
     /// The binary form (magic, version, records, sha256 trailer).
     pub fn encode(&self) -> Vec<u8> {
@@ -204,7 +179,7 @@ impl CopyIndex {
             out.extend_from_slice(&r.source.to_le_bytes());
             put_bytes(&mut out, &r.rel);
             put_bytes(&mut out, &r.target);
-            out.push(kind_byte(r.kind));
+            out.push(r.kind.code());
             out.extend_from_slice(&r.mode.to_le_bytes());
             out.extend_from_slice(&r.uid.to_le_bytes());
             out.extend_from_slice(&r.gid.to_le_bytes());
@@ -251,7 +226,7 @@ impl CopyIndex {
             let source = r.u32()?;
             let rel = r.bytes()?.to_vec();
             let target = r.bytes()?.to_vec();
-            let kind = byte_kind(r.take(1)?[0])?;
+            let kind = EntryKind::from_code(r.take(1)?[0])?;
             let (mode, uid, gid) = (r.u32()?, r.u32()?, r.u32()?);
             let size = r.u64()?;
             let mtime_ns = r.u64()? as i64;

@@ -170,15 +170,7 @@ pub fn parse_http_date(s: &str) -> Option<i64> {
     if !(1..=31).contains(&day) || *h > 23 || *m > 59 || *sec > 60 {
         return None;
     }
-    // Days from 1970-01-01 (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + h * 3600 + m * 60 + sec)
+    Some(distill_image::timestamp::days_from_civil(year, month, day) * 86_400 + h * 3600 + m * 60 + sec)
 }
 
 #[cfg(test)]

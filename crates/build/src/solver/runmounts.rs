@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::{PermissionsExt, chown};
+use std::os::unix::fs::{MetadataExt, PermissionsExt, chown};
 use std::path::{Path, PathBuf};
 
 use distill_dockerfile::instructions::{Mount, RunInstruction, Sharing, ShellOrExec};
@@ -107,7 +107,7 @@ pub fn cache_mounts_dir(store_root: &Path) -> PathBuf {
 pub fn cache_mounts_usage(store_root: &Path) -> (u64, u64) {
     let Ok(rd) = fs::read_dir(cache_mounts_dir(store_root)) else { return (0, 0) };
     let dirs: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
-    (dirs.len() as u64, dirs.iter().map(|d| tree_bytes(d)).sum())
+    (dirs.len() as u64, dirs.iter().map(|d| tree_usage(d).1).sum())
 }
 
 /// Removes every cache mount no build is using; returns (removed, bytes).
@@ -126,7 +126,7 @@ pub fn clear_cache_mounts(store_root: &Path) -> std::io::Result<(u64, u64)> {
         if rustix::fs::flock(&lock, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_err() {
             continue; // in use
         }
-        bytes += tree_bytes(&path);
+        bytes += tree_usage(&path).1;
         fs::remove_dir_all(&path)?;
         let _ = fs::remove_file(&lock_path);
         removed += 1;
@@ -134,8 +134,11 @@ pub fn clear_cache_mounts(store_root: &Path) -> std::io::Result<(u64, u64)> {
     Ok((removed, bytes))
 }
 
-fn tree_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
+/// Files under `dir` (hard links counted once) and their bytes, as
+/// `distill du` reports them.
+pub fn tree_usage(dir: &Path) -> (u64, u64) {
+    let (mut n, mut bytes) = (0, 0);
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
         let Ok(rd) = fs::read_dir(&d) else { continue };
@@ -143,12 +146,13 @@ fn tree_bytes(dir: &Path) -> u64 {
             let Ok(m) = e.path().symlink_metadata() else { continue };
             if m.is_dir() {
                 stack.push(e.path());
-            } else {
-                total += m.len();
+            } else if m.nlink() == 1 || seen.insert((m.dev(), m.ino())) {
+                n += 1;
+                bytes += m.len();
             }
         }
     }
-    total
+    (n, bytes)
 }
 
 /// A cache mount: a directory under `<store>/cache-mounts/`, named after the

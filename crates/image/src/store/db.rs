@@ -453,6 +453,11 @@ pub(crate) fn build_cache_get(conn: &Connection, key: &str) -> Result<Option<Str
 }
 
 pub(crate) fn build_cache_put(conn: &Connection, key: &str, value: &str) -> Result<()> {
+    build_cache_upsert(conn, key, &value)
+}
+
+/// Sets a build-cache entry: TEXT or BLOB, whatever `value` binds as.
+fn build_cache_upsert(conn: &Connection, key: &str, value: &dyn rusqlite::ToSql) -> Result<()> {
     conn.execute(
         "INSERT INTO build_cache(key, value, created) VALUES (?1, ?2, ?3)
          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
@@ -473,12 +478,7 @@ pub(crate) fn build_cache_get_blob(conn: &Connection, key: &str) -> Result<Optio
 }
 
 pub(crate) fn build_cache_put_blob(conn: &Connection, key: &str, value: &[u8]) -> Result<()> {
-    conn.execute(
-        "INSERT INTO build_cache(key, value, created) VALUES (?1, ?2, ?3)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-        params![key, value, now_secs()],
-    )?;
-    Ok(())
+    build_cache_upsert(conn, key, &value)
 }
 
 pub(crate) fn build_cache_clear(conn: &Connection) -> Result<u64> {

@@ -8,6 +8,12 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod render;
 
+// mimalloc, not glibc malloc: a 30,000-file context walk allocates per file on
+// every core, and glibc's arenas made an unchanged rebuild ~25 % and a
+// one-file rebuild ~30 % slower (BENCHMARKS.md, bench d).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "distill",

@@ -242,6 +242,62 @@ fn entry_metadata() {
     assert!(e.mtime_ns > 0 && e.ctime_ns > 0);
 }
 
+/// Entries found while walking a directory (read with `statx` relative to
+/// the open directory) carry the same metadata as the same paths resolved
+/// one by one (`lstat`), for every kind of entry.
+#[test]
+fn walked_entries_match_resolved_ones() {
+    use std::os::unix::fs::PermissionsExt;
+    let (dir, ctx) = fixture("");
+    let r = dir.path();
+    fs::set_permissions(r.join("src/lib.rs"), fs::Permissions::from_mode(0o2640)).unwrap();
+    symlink("../a.txt", r.join("src/link")).unwrap();
+    symlink("nowhere/at/all", r.join("src/dangling")).unwrap();
+    let status = std::process::Command::new("mkfifo").arg(r.join("src/pipe")).status().unwrap();
+    assert!(status.success());
+    fs::hard_link(r.join("src/main.rs"), r.join("src/main-again.rs")).unwrap();
+
+    let walked = ctx.select("src").unwrap();
+    let kinds: Vec<(String, EntryKind)> = walked.iter().map(|e| (e.sub_path.display().to_string(), e.kind)).collect();
+    assert_eq!(
+        kinds,
+        [
+            ("", EntryKind::Dir),
+            ("dangling", EntryKind::Symlink),
+            ("lib.rs", EntryKind::File),
+            ("link", EntryKind::Symlink),
+            ("main-again.rs", EntryKind::File),
+            ("main.rs", EntryKind::File),
+            ("mod", EntryKind::Dir),
+            ("mod/inner.rs", EntryKind::File),
+            ("pipe", EntryKind::Fifo),
+        ]
+        .map(|(p, k)| (p.to_string(), k))
+    );
+    use std::os::unix::fs::MetadataExt;
+    for e in &walked {
+        let m = fs::symlink_metadata(&e.disk_path).unwrap();
+        let ns = |s: i64, n: i64| s * 1_000_000_000 + n;
+        assert_eq!(e.disk_path, r.canonicalize().unwrap().join(&e.rel_path), "{e:?}");
+        assert_eq!(
+            (e.mode, e.uid, e.gid, e.size, e.nlink, e.dev, e.ino, e.rdev),
+            (m.mode() & 0o7777, m.uid(), m.gid(), m.size(), m.nlink(), m.dev(), m.ino(), m.rdev()),
+            "{e:?}"
+        );
+        assert_eq!((e.mtime_ns, e.ctime_ns), (ns(m.mtime(), m.mtime_nsec()), ns(m.ctime(), m.ctime_nsec())));
+    }
+    // A walked file is the same entry as the file resolved on its own.
+    let mut one = ctx.entry("src/mod/inner.rs").unwrap();
+    one.sub_path = PathBuf::from("mod/inner.rs");
+    assert_eq!(walked.iter().find(|e| e.sub_path == one.sub_path), Some(&one));
+    let link = walked.iter().find(|e| e.sub_path == Path::new("link")).unwrap();
+    assert_eq!(link.link_target.as_deref(), Some(Path::new("../a.txt")));
+    let lib = walked.iter().find(|e| e.sub_path == Path::new("lib.rs")).unwrap();
+    assert_eq!((lib.mode, lib.size), (0o2640, "src/lib.rs".len() as u64));
+    let main = walked.iter().find(|e| e.sub_path == Path::new("main.rs")).unwrap();
+    assert_eq!(main.nlink, 2);
+}
+
 #[test]
 fn context_root_must_be_a_directory() {
     let dir = tempfile::tempdir().unwrap();

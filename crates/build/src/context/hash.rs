@@ -11,8 +11,9 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
+use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rayon::prelude::*;
@@ -39,6 +40,12 @@ const RACY_MARGIN_NS: i64 = 50_000_000;
 const RACY_MARGIN_COARSE_NS: i64 = 2_000_000_000;
 
 const READ_BUF: usize = 256 * 1024;
+
+/// Bytes of digest records hashed at once.
+const RECORD_BLOCK: usize = 64 * 1024;
+
+/// Cache lookups per parallel task: enough to outweigh handing work over.
+const LOOKUPS_PER_TASK: usize = 2048;
 
 /// What identifies an unchanged file: if none of these moved, its content
 /// did not either.
@@ -85,12 +92,13 @@ impl Hasher for KeyHasher {
 
 type KeyMap = HashMap<FileKey, Slot, BuildHasherDefault<KeyHasher>>;
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug)]
 struct Slot {
     digest: [u8; 32],
     /// Saves since it was last used.
     age: u32,
-    used: bool,
+    /// Set by lookups, which share the map (read lock) across threads.
+    used: AtomicBool,
     racy: bool,
 }
 
@@ -102,7 +110,10 @@ struct Slot {
 /// truncated or corrupt file loads as an empty cache.
 pub struct HashCache {
     path: Option<PathBuf>,
-    slots: Mutex<KeyMap>,
+    /// A load still running on another thread (see
+    /// [`HashCache::load_in_background`]); taken by the first lookup.
+    loading: Mutex<Option<JoinHandle<KeyMap>>>,
+    slots: RwLock<KeyMap>,
     hits: AtomicU64,
     misses: AtomicU64,
     dirty: AtomicBool,
@@ -130,7 +141,8 @@ impl HashCache {
     pub fn new() -> HashCache {
         HashCache {
             path: None,
-            slots: Mutex::new(KeyMap::default()),
+            loading: Mutex::new(None),
+            slots: RwLock::new(KeyMap::default()),
             hits: AtomicU64::new(0),
             misses: AtomicU64::new(0),
             dirty: AtomicBool::new(false),
@@ -150,9 +162,43 @@ impl HashCache {
             Err(e) => return Err(ContextError::io("read hash cache", path, e)),
         };
         if let Some(slots) = decode(&bytes) {
-            cache.slots = Mutex::new(slots);
+            cache.slots = RwLock::new(slots);
         }
         Ok(cache)
+    }
+
+    /// [`HashCache::load`] on another thread, so that reading and decoding
+    /// the file overlaps the context walk that precedes the first lookup. A
+    /// file that cannot be read gives an empty cache (it is rewritten on
+    /// save).
+    pub fn load_in_background(path: impl AsRef<Path>) -> HashCache {
+        let path = path.as_ref().to_path_buf();
+        let mut cache = HashCache::new();
+        cache.path = Some(path.clone());
+        let spawned = std::thread::Builder::new().name("hash-cache-load".into()).spawn(move || {
+            HashCache::load(&path).map(|c| c.slots.into_inner().unwrap_or_else(|e| e.into_inner())).unwrap_or_default()
+        });
+        match spawned {
+            Ok(handle) => cache.loading = Mutex::new(Some(handle)),
+            // No thread to be had: load here.
+            Err(_) => {
+                if let Ok(loaded) = HashCache::load(cache.path.as_deref().unwrap_or(Path::new(""))) {
+                    cache.slots = loaded.slots;
+                }
+            }
+        }
+        cache
+    }
+
+    /// The cached slots, once a background load has finished.
+    fn slots(&self) -> &RwLock<KeyMap> {
+        let pending = self.loading.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(handle) = pending
+            && let Ok(loaded) = handle.join()
+        {
+            *self.slots.write().unwrap_or_else(|e| e.into_inner()) = loaded;
+        }
+        &self.slots
     }
 
     /// The file this cache was loaded from, if any.
@@ -175,10 +221,10 @@ impl HashCache {
     pub fn save_to(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes = {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+            let mut slots = self.slots().write().unwrap_or_else(|e| e.into_inner());
             slots.retain(|_, s| {
-                s.age = if s.used { 0 } else { s.age.saturating_add(1) };
-                s.used = false;
+                s.age = if *s.used.get_mut() { 0 } else { s.age.saturating_add(1) };
+                *s.used.get_mut() = false;
                 s.age <= MAX_AGE
             });
             encode(&slots)
@@ -206,7 +252,7 @@ impl HashCache {
 
     /// Number of cached file hashes.
     pub fn len(&self) -> usize {
-        self.slots.lock().unwrap_or_else(|e| e.into_inner()).len()
+        self.slots().read().unwrap_or_else(|e| e.into_inner()).len()
     }
 
     /// True when no file hash is cached.
@@ -218,23 +264,23 @@ impl HashCache {
     /// other kinds), from the cache or by reading the files in parallel.
     pub fn file_digests(&self, entries: &[Entry]) -> Result<Vec<Option<[u8; 32]>>> {
         let started = now_ns();
-        let mut digests: Vec<Option<[u8; 32]>> = vec![None; entries.len()];
-        let mut missing = Vec::new();
-        {
-            let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
-            for (i, e) in entries.iter().enumerate() {
-                if e.kind != EntryKind::File {
-                    continue;
-                }
-                match slots.get_mut(&FileKey::of(e)) {
-                    Some(slot) => {
-                        slot.used = true;
-                        digests[i] = Some(slot.digest);
+        let mut digests: Vec<Option<[u8; 32]>> = {
+            let slots = self.slots().read().unwrap_or_else(|e| e.into_inner());
+            entries
+                .par_iter()
+                .with_min_len(LOOKUPS_PER_TASK)
+                .map(|e| {
+                    if e.kind != EntryKind::File {
+                        return None;
                     }
-                    None => missing.push(i),
-                }
-            }
-        }
+                    let slot = slots.get(&FileKey::of(e))?;
+                    slot.used.store(true, Ordering::Relaxed);
+                    Some(slot.digest)
+                })
+                .collect()
+        };
+        let missing: Vec<usize> =
+            (0..entries.len()).filter(|&i| entries[i].kind == EntryKind::File && digests[i].is_none()).collect();
         let hit_count = entries.iter().filter(|e| e.kind == EntryKind::File).count() - missing.len();
         self.hits.fetch_add(hit_count as u64, Ordering::Relaxed);
         self.misses.fetch_add(missing.len() as u64, Ordering::Relaxed);
@@ -245,12 +291,13 @@ impl HashCache {
         let computed: Vec<(usize, Result<[u8; 32]>)> =
             missing.par_iter().map(|&i| (i, hash_file(&entries[i].disk_path))).collect();
 
-        let mut slots = self.slots.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slots = self.slots().write().unwrap_or_else(|e| e.into_inner());
         for (i, digest) in computed {
             let digest = digest?;
             let e = &entries[i];
             digests[i] = Some(digest);
-            slots.insert(FileKey::of(e), Slot { digest, age: 0, used: true, racy: is_racy(e, started) });
+            let slot = Slot { digest, age: 0, used: AtomicBool::new(true), racy: is_racy(e, started) };
+            slots.insert(FileKey::of(e), slot);
         }
         self.dirty.store(true, Ordering::Relaxed);
         Ok(digests)
@@ -267,16 +314,25 @@ pub fn content_digest(cache: &HashCache, entries: &[Entry]) -> Result<String> {
     let digests = cache.file_digests(entries)?;
     let mut order: Vec<usize> = (0..entries.len()).collect();
     // `select` returns entries in this order already; sort only when needed.
-    if !entries.is_sorted_by(|a, b| path_order(&a.rel_path, &b.rel_path) != CmpOrdering::Greater) {
+    let in_order = entries
+        .par_windows(2)
+        .with_min_len(LOOKUPS_PER_TASK)
+        .all(|w| path_order(&w[0].rel_path, &w[1].rel_path) != CmpOrdering::Greater);
+    if !in_order {
         order.sort_by(|&a, &b| path_order(&entries[a].rel_path, &entries[b].rel_path));
     }
 
     let mut h = Sha256::new();
     h.update(DIGEST_DOMAIN);
-    let mut rec = Vec::with_capacity(256);
+    // Records are gathered and hashed a block at a time: one `update` per
+    // small record costs more than the hashing itself.
+    let mut rec = Vec::with_capacity(RECORD_BLOCK + 4096);
     for i in order {
         let e = &entries[i];
-        rec.clear();
+        if rec.len() >= RECORD_BLOCK {
+            h.update(&rec);
+            rec.clear();
+        }
         let path = e.rel_path.as_os_str().as_bytes();
         rec.extend_from_slice(&(path.len() as u32).to_le_bytes());
         rec.extend_from_slice(path);
@@ -294,8 +350,8 @@ pub fn content_digest(cache: &HashCache, entries: &[Entry]) -> Result<String> {
             EntryKind::CharDevice | EntryKind::BlockDevice => rec.extend_from_slice(&e.rdev.to_le_bytes()),
             EntryKind::Dir | EntryKind::Fifo | EntryKind::Socket => {}
         }
-        h.update(&rec);
     }
+    h.update(&rec);
     Ok(format!("sha256:{}", hex(&h.finalize())))
 }
 
@@ -309,10 +365,30 @@ fn path_order(a: &Path, b: &Path) -> CmpOrdering {
     }
     let (a, b) = (key(a), key(b));
     let map = |c: u8| if c == b'/' { 0u16 } else { u16::from(c) + 1 };
-    match a.iter().zip(b).find(|(x, y)| x != y) {
-        Some((&x, &y)) => map(x).cmp(&map(y)),
-        None => a.len().cmp(&b.len()),
+    let common = common_prefix(a, b);
+    match (a.get(common), b.get(common)) {
+        (Some(&x), Some(&y)) => map(x).cmp(&map(y)),
+        _ => a.len().cmp(&b.len()),
     }
+}
+
+/// Length of the longest common prefix of `a` and `b`, eight bytes at a
+/// time (sibling paths share most of their bytes).
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let max = a.len().min(b.len());
+    let mut n = 0;
+    while n + 8 <= max {
+        let x = u64::from_ne_bytes(a[n..n + 8].try_into().unwrap_or_default());
+        let y = u64::from_ne_bytes(b[n..n + 8].try_into().unwrap_or_default());
+        if x != y {
+            break;
+        }
+        n += 8;
+    }
+    while n < max && a[n] == b[n] {
+        n += 1;
+    }
+    n
 }
 
 /// Lower-case hex of `bytes`.
@@ -407,7 +483,7 @@ fn decode(bytes: &[u8]) -> Option<KeyMap> {
         };
         let mut digest = [0u8; 32];
         digest.copy_from_slice(&rec[44..76]);
-        slots.insert(key, Slot { digest, age: u32_at(rec, 40), used: false, racy: false });
+        slots.insert(key, Slot { digest, age: u32_at(rec, 40), used: AtomicBool::new(false), racy: false });
     }
     Some(slots)
 }
@@ -449,11 +525,11 @@ mod tests {
         let mut slots = KeyMap::default();
         for i in 0..10u64 {
             let key = FileKey { dev: 1, ino: i, size: i * 3, mtime_ns: -5, ctime_ns: i as i64 };
-            slots.insert(key, Slot { digest: [i as u8; 32], age: i as u32, used: false, racy: false });
+            slots.insert(key, Slot { digest: [i as u8; 32], age: i as u32, used: AtomicBool::new(false), racy: false });
         }
         slots.insert(
             FileKey { dev: 9, ino: 9, size: 9, mtime_ns: 9, ctime_ns: 9 },
-            Slot { digest: [0; 32], age: 0, used: true, racy: true },
+            Slot { digest: [0; 32], age: 0, used: AtomicBool::new(true), racy: true },
         );
         let bytes = encode(&slots);
         let back = decode(&bytes).expect("decodes");
@@ -477,6 +553,28 @@ mod tests {
         by_components.sort();
         paths.sort_by(|a, b| path_order(a, b));
         assert_eq!(paths, by_components);
+
+        // Long shared prefixes (compared eight bytes at a time).
+        let mut long: Vec<PathBuf> = [
+            "src/package-one/module/file-b.rs",
+            "src/package-one/module/file-a.rs",
+            "src/package-one/module",
+            "src/package-one/module/file-a.rs/x",
+            "src/package-one/module-two/z",
+            "src/package-one/module.txt",
+            "src/package-one/modulE",
+            "src/package-one/module/file-a.rsx",
+        ]
+        .iter()
+        .map(PathBuf::from)
+        .collect();
+        let mut by_components = long.clone();
+        by_components.sort();
+        long.sort_by(|a, b| path_order(a, b));
+        assert_eq!(long, by_components);
+        assert_eq!(common_prefix(b"0123456789abcdef", b"0123456789abcdeX"), 15);
+        assert_eq!(common_prefix(b"0123456789", b"0123456789"), 10);
+        assert_eq!(common_prefix(b"", b"abc"), 0);
     }
 
     #[test]

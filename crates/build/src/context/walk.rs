@@ -2,21 +2,28 @@
 //! walking the selected trees, with `.dockerignore` applied as if excluded
 //! files had never been sent.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CStr, OsStr, OsString};
 use std::fs::{self, Metadata};
 use std::io;
+use std::mem::MaybeUninit;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
-use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rayon::prelude::*;
+use rustix::fd::OwnedFd;
+use rustix::fs::{AtFlags, Mode, OFlags, RawDir, StatxFlags};
 
 use super::error::{ContextError, Result};
 use super::gomatch::{self, contains_wildcards, go_match};
 use super::hash::{self, HashCache};
 use super::ignore::{IgnoreMatcher, MatchState, load_ignore};
+
+/// Bytes of directory entries read per `getdents64` call.
+const DENTS_BUF: usize = 64 * 1024;
 
 /// Most symbolic links followed while resolving one source (as Linux and
 /// containerd's `fs.RootPath` allow).
@@ -72,24 +79,33 @@ impl EntryKind {
 }
 
 impl EntryKind {
-    fn from_metadata(meta: &Metadata) -> EntryKind {
-        let ft = meta.file_type();
-        if ft.is_dir() {
-            EntryKind::Dir
-        } else if ft.is_symlink() {
-            EntryKind::Symlink
-        } else if ft.is_fifo() {
-            EntryKind::Fifo
-        } else if ft.is_socket() {
-            EntryKind::Socket
-        } else if ft.is_char_device() {
-            EntryKind::CharDevice
-        } else if ft.is_block_device() {
-            EntryKind::BlockDevice
-        } else {
-            EntryKind::File
+    /// The kind of a `st_mode`/`stx_mode` (its `S_IFMT` bits).
+    fn from_mode(mode: u32) -> EntryKind {
+        match mode & libc_mode::S_IFMT {
+            libc_mode::S_IFDIR => EntryKind::Dir,
+            libc_mode::S_IFLNK => EntryKind::Symlink,
+            libc_mode::S_IFIFO => EntryKind::Fifo,
+            libc_mode::S_IFSOCK => EntryKind::Socket,
+            libc_mode::S_IFCHR => EntryKind::CharDevice,
+            libc_mode::S_IFBLK => EntryKind::BlockDevice,
+            _ => EntryKind::File,
         }
     }
+
+    fn from_metadata(meta: &Metadata) -> EntryKind {
+        EntryKind::from_mode(meta.mode())
+    }
+}
+
+/// The file-type bits of a mode, as Linux defines them.
+mod libc_mode {
+    pub const S_IFMT: u32 = 0o170000;
+    pub const S_IFSOCK: u32 = 0o140000;
+    pub const S_IFLNK: u32 = 0o120000;
+    pub const S_IFBLK: u32 = 0o060000;
+    pub const S_IFDIR: u32 = 0o040000;
+    pub const S_IFCHR: u32 = 0o020000;
+    pub const S_IFIFO: u32 = 0o010000;
 }
 
 /// One file, directory or link selected from the context.
@@ -159,6 +175,38 @@ impl Entry {
             mtime_ns: meta.mtime().saturating_mul(1_000_000_000).saturating_add(meta.mtime_nsec()),
             ctime_ns: meta.ctime().saturating_mul(1_000_000_000).saturating_add(meta.ctime_nsec()),
         })
+    }
+
+    /// An entry of a directory being walked, from its `statx` (one syscall,
+    /// relative to the open directory) and, for a link, its target.
+    fn from_statx(
+        rel_path: PathBuf,
+        sub_path: PathBuf,
+        disk_path: PathBuf,
+        st: &rustix::fs::Statx,
+        link_target: Option<PathBuf>,
+    ) -> Entry {
+        let ns = |t: &rustix::fs::StatxTimestamp| {
+            t.tv_sec.saturating_mul(1_000_000_000).saturating_add(i64::from(t.tv_nsec))
+        };
+        let mode = u32::from(st.stx_mode);
+        Entry {
+            rel_path,
+            sub_path,
+            disk_path,
+            kind: EntryKind::from_mode(mode),
+            mode: mode & 0o7777,
+            uid: st.stx_uid,
+            gid: st.stx_gid,
+            size: st.stx_size,
+            link_target,
+            rdev: rustix::fs::makedev(st.stx_rdev_major, st.stx_rdev_minor),
+            nlink: u64::from(st.stx_nlink),
+            dev: rustix::fs::makedev(st.stx_dev_major, st.stx_dev_minor),
+            ino: st.stx_ino,
+            mtime_ns: ns(&st.stx_mtime),
+            ctime_ns: ns(&st.stx_ctime),
+        }
     }
 
     /// True for the entry a source pattern matched (not something inside it).
@@ -551,36 +599,48 @@ impl Context {
     /// level). Subdirectories are walked in parallel.
     fn walk_tree(&self, real: &[u8], shown: &Path, sub: &Path, state: &MatchState) -> Result<Vec<Vec<Entry>>> {
         let dir_path = self.abs(real);
-        let rd = fs::read_dir(&dir_path).map_err(|e| ContextError::io("readdir", &dir_path, e))?;
-        let mut children = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(|e| ContextError::io("readdir", &dir_path, e))?;
-            children.push((entry.file_name(), entry));
-        }
-        children.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let readdir_err = |e: rustix::io::Errno| ContextError::io("readdir", &dir_path, e.into());
+        let dir = rustix::fs::open(&dir_path, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+            .map_err(readdir_err)?;
+        let names = DirNames::read(&dir).map_err(readdir_err)?;
 
         enum Item {
             Leaf(Entry),
             Dir { entry: Entry, real: Vec<u8>, state: MatchState, excluded: bool },
         }
         let filtering = !self.matcher.is_empty();
-        let mut items = Vec::with_capacity(children.len());
-        for (name, child) in children {
-            let name = name.as_bytes();
-            let child_real = join_bytes(real, name);
+        let mut items = Vec::with_capacity(names.len());
+        for name in names.iter() {
+            let bytes = name.to_bytes();
+            let st = match rustix::fs::statx(&dir, name, AtFlags::SYMLINK_NOFOLLOW, StatxFlags::BASIC_STATS) {
+                Ok(st) => st,
+                // Vanished since readdir: it is simply not there.
+                Err(rustix::io::Errno::NOENT) => continue,
+                Err(e) => return Err(ContextError::io("lstat", join_path(&dir_path, bytes), e.into())),
+            };
+            let kind = EntryKind::from_mode(u32::from(st.stx_mode));
+            let is_dir = kind == EntryKind::Dir;
+            // The real path is needed to match ignore patterns and to descend.
+            let child_real = if filtering || is_dir { join_bytes(real, bytes) } else { Vec::new() };
             let (excluded, child_state) =
                 if filtering { self.matcher.eval_child(&child_real, state) } else { (false, state.clone()) };
-            let meta = match child.metadata() {
-                Ok(m) => m,
-                // Vanished since readdir: it is simply not there.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
-                Err(e) => return Err(ContextError::io("lstat", join_path(&dir_path, name), e)),
-            };
-            let is_dir = meta.is_dir();
             if excluded && !(is_dir && self.matcher.exception_may_match_under(&child_real)) {
                 continue;
             }
-            let entry = Entry::new(join_path(shown, name), join_path(sub, name), join_path(&dir_path, name), &meta)?;
+            let link_target = if kind == EntryKind::Symlink {
+                let target = rustix::fs::readlinkat(&dir, name, Vec::new())
+                    .map_err(|e| ContextError::io("readlink", join_path(&dir_path, bytes), e.into()))?;
+                Some(bytes_path(target.as_bytes()))
+            } else {
+                None
+            };
+            let entry = Entry::from_statx(
+                join_path(shown, bytes),
+                join_path(sub, bytes),
+                join_path(&dir_path, bytes),
+                &st,
+                link_target,
+            );
             if is_dir {
                 items.push(Item::Dir { entry, real: child_real, state: child_state, excluded });
             } else {
@@ -633,6 +693,47 @@ impl Context {
             chunks.push(cur);
         }
         Ok(chunks)
+    }
+}
+
+/// The names in one directory (without `.` and `..`), sorted, each kept
+/// NUL-terminated in one buffer for the `*at` calls that follow.
+struct DirNames {
+    buf: Vec<u8>,
+    /// (start, length without the NUL) of each name in `buf`.
+    spans: Vec<(usize, usize)>,
+}
+
+impl DirNames {
+    fn read(dir: &OwnedFd) -> rustix::io::Result<DirNames> {
+        thread_local! {
+            static DENTS: RefCell<Vec<MaybeUninit<u8>>> = RefCell::new(vec![MaybeUninit::uninit(); DENTS_BUF]);
+        }
+        DENTS.with(|dents| {
+            let mut dents = dents.borrow_mut();
+            let mut raw = RawDir::new(dir, &mut dents[..]);
+            let mut names = DirNames { buf: Vec::new(), spans: Vec::new() };
+            while let Some(entry) = raw.next() {
+                let entry = entry?;
+                let name = entry.file_name().to_bytes_with_nul();
+                if name == b".\0" || name == b"..\0" {
+                    continue;
+                }
+                names.spans.push((names.buf.len(), name.len() - 1));
+                names.buf.extend_from_slice(name);
+            }
+            let buf = &names.buf;
+            names.spans.sort_unstable_by(|a, b| buf[a.0..a.0 + a.1].cmp(&buf[b.0..b.0 + b.1]));
+            Ok(names)
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &CStr> {
+        self.spans.iter().filter_map(|&(start, len)| CStr::from_bytes_with_nul(&self.buf[start..=start + len]).ok())
     }
 }
 

@@ -451,7 +451,7 @@ fn open_dir_context(
     if let Some(parent) = path.parent() {
         let _ = std::fs::create_dir_all(parent);
     }
-    let cache = HashCache::load(&path).unwrap_or_else(|_| HashCache::new());
+    let cache = HashCache::load_in_background(&path);
     Ok(context.with_hash_cache(cache))
 }
 

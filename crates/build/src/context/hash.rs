@@ -4,10 +4,8 @@
 
 use std::cell::RefCell;
 use std::cmp::Ordering as CmpOrdering;
-use std::collections::HashMap;
 use std::fmt;
 use std::fs::{self, File};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -64,33 +62,9 @@ impl FileKey {
     }
 }
 
-/// A fast hasher for [`FileKey`]s (inode numbers and timestamps are not
-/// chosen by an adversary; SipHash was a visible share of a warm run).
-#[derive(Default)]
-struct KeyHasher(u64);
-
-impl Hasher for KeyHasher {
-    fn finish(&self) -> u64 {
-        let h = self.0;
-        (h ^ (h >> 29)).wrapping_mul(0xbf58_476d_1ce4_e5b9) ^ (h >> 32)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u64(&mut self, x: u64) {
-        self.0 = (self.0.rotate_left(5) ^ x).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_i64(&mut self, x: i64) {
-        self.write_u64(x as u64);
-    }
-}
-
-type KeyMap = HashMap<FileKey, Slot, BuildHasherDefault<KeyHasher>>;
+/// Keys are inode numbers and timestamps, not chosen by an adversary: a
+/// fast hasher (SipHash was a visible share of a warm run).
+type KeyMap = foldhash::HashMap<FileKey, Slot>;
 
 #[derive(Debug)]
 struct Slot {

@@ -40,7 +40,6 @@
 //! wrote, in a compact binary form with a sha256 trailer; the builder keeps
 //! the last one per step identity in the build cache.
 
-use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::fs;
 use std::io;
@@ -49,6 +48,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use rustix::fs::{AtFlags, Mode, OFlags};
 use sha2::{Digest as _, Sha256};
 
@@ -300,28 +300,29 @@ pub struct Selection {
     pub digests: Vec<Option<[u8; 32]>>,
 }
 
-/// The files [`seed_upper`] linked in: (source, context path) → (target,
-/// the record to carry over to the new index).
+/// The files [`seed_upper`] linked in: (source, context path) → the
+/// previous index's record of the file (whose target holds it).
 #[derive(Debug, Default)]
-pub struct Reuse {
-    map: HashMap<(u32, Vec<u8>), (Vec<u8>, CopyRecord)>,
+pub struct Reuse<'a> {
+    map: HashMap<(u32, &'a [u8]), &'a CopyRecord>,
     /// Targets of recorded directories that were recreated.
-    dirs: Vec<Vec<u8>>,
+    dirs: Vec<&'a [u8]>,
 }
 
-impl Reuse {
+impl Reuse<'_> {
     /// The record of a file already in place at `target` for this entry.
     pub(crate) fn get(&self, source: u32, rel: &[u8], target: &[u8]) -> Option<&CopyRecord> {
-        self.map.get(&(source, rel.to_vec())).filter(|(t, _)| t == target).map(|(_, r)| r)
+        self.map.get(&(source, rel)).copied().filter(|r| r.target == target)
     }
 
     /// Whether the copy that used this map wrote (or skipped as in place)
     /// every recorded path that was seeded: otherwise the seeded upper dir
     /// holds something a full copy would not have written there.
     pub fn all_claimed(&self, records: &[CopyRecord]) -> bool {
-        let written: std::collections::HashSet<&[u8]> = records.iter().map(|r| r.target.as_slice()).collect();
-        self.map.values().all(|(t, _)| written.contains(t.as_slice()))
-            && self.dirs.iter().all(|t| written.contains(t.as_slice()))
+        let mut written = HashSet::with_capacity(records.len());
+        written.extend(records.iter().map(|r| r.target.as_slice()));
+        self.map.values().all(|r| written.contains(r.target.as_slice()))
+            && self.dirs.iter().all(|t| written.contains(t))
     }
 
     /// How many files were linked in.
@@ -340,28 +341,28 @@ impl Reuse {
 /// `selections`, as the module documentation says. Returns `None` when the
 /// old upper dir holds something the index does not explain (then the
 /// caller empties `new_upper` and copies in full).
-pub fn seed_upper(
+pub fn seed_upper<'a>(
     old_upper: &Path,
     new_upper: &Path,
-    old: &CopyIndex,
+    old: &'a CopyIndex,
     selections: &[Selection],
-) -> io::Result<Option<Reuse>> {
+) -> io::Result<Option<Reuse<'a>>> {
     seed(old_upper, Some(new_upper), old, selections)
 }
 
 /// [`seed_upper`] in place: `upper` is the previous result itself, taken
 /// out of the store (nobody else uses it), and what a full copy would not
 /// keep is removed from it. Nothing is linked, so nothing is shared.
-pub fn seed_in_place(upper: &Path, old: &CopyIndex, selections: &[Selection]) -> io::Result<Option<Reuse>> {
+pub fn seed_in_place<'a>(upper: &Path, old: &'a CopyIndex, selections: &[Selection]) -> io::Result<Option<Reuse<'a>>> {
     seed(upper, None, old, selections)
 }
 
-fn seed(
+fn seed<'a>(
     old_upper: &Path,
     new_upper: Option<&Path>,
-    old: &CopyIndex,
+    old: &'a CopyIndex,
     selections: &[Selection],
-) -> io::Result<Option<Reuse>> {
+) -> io::Result<Option<Reuse<'a>>> {
     let same_shape = old.selected.len() == selections.len()
         && old.selected.iter().zip(selections).all(|(&n, s)| (n == 0) == s.entries.is_empty());
     if !same_shape {
@@ -374,7 +375,7 @@ fn seed(
             return Ok(None);
         }
     }
-    let mut new: NewEntries<'_> = HashMap::new();
+    let mut new: NewEntries<'_> = HashMap::with_capacity(selections.iter().map(|s| s.entries.len()).sum());
     for (i, sel) in selections.iter().enumerate() {
         for (j, e) in sel.entries.iter().enumerate() {
             new.insert((i as u32, e.rel_path.as_os_str().as_bytes()), (e, sel.digests.get(j).copied().flatten()));
@@ -392,12 +393,12 @@ fn seed(
 /// The entries being copied: (source, context path) → (entry, content digest).
 type NewEntries<'a> = HashMap<(u32, &'a [u8]), (&'a Entry, Option<[u8; 32]>)>;
 
-struct Seeder<'a> {
+struct Seeder<'a, 's> {
     /// The old upper dir (in place: the one being trimmed).
-    root: &'a Path,
+    root: &'s Path,
     by_target: HashMap<&'a [u8], &'a CopyRecord>,
-    new: NewEntries<'a>,
-    reuse: Reuse,
+    new: NewEntries<'s>,
+    reuse: Reuse<'a>,
 }
 
 fn open_dir(p: &Path) -> io::Result<OwnedFd> {
@@ -421,7 +422,7 @@ fn keep_dir_xattr(name: &[u8]) -> bool {
         || name == b"user.overlay.opaque"
 }
 
-impl<'a> Seeder<'a> {
+impl Seeder<'_, '_> {
     /// Seeds the contents of one directory (`new`: where to link to; none
     /// when trimming in place); `rel` is its path in the root. Returns
     /// false when something unexplained was found.
@@ -468,8 +469,8 @@ impl<'a> Seeder<'a> {
                             (Some(r), Some(Some((e, _)))) => r.same_xattrs(e),
                             _ => true,
                         };
-                        if record.is_some() {
-                            self.reuse.dirs.push(rel.clone());
+                        if let Some(r) = record {
+                            self.reuse.dirs.push(&r.target);
                         }
                         same_xattrs && self.subdir(old, new, name_os, rel)?
                     } else {
@@ -486,7 +487,7 @@ impl<'a> Seeder<'a> {
                         if let Some(new) = new {
                             rustix::fs::linkat(old, name_os, new, name_os, AtFlags::empty())?;
                         }
-                        self.reuse.map.insert((r.source, r.rel.clone()), (rel.clone(), r.clone()));
+                        self.reuse.map.insert((r.source, &r.rel), r);
                         true
                     }
                     _ => {

@@ -200,7 +200,7 @@ pub fn copy_into(src: &Context, req: &CopyRequest, dest_rootfs: &Path) -> Result
 #[derive(Debug, Clone, Copy)]
 pub struct Recorded<'a> {
     pub selections: &'a [Selection],
-    pub reuse: Option<&'a Reuse>,
+    pub reuse: Option<&'a Reuse<'a>>,
 }
 
 /// [`copy_into`], also returning the record of every entry written when
@@ -361,7 +361,7 @@ struct Copier<'a> {
     /// The copy index being built, when recording.
     records: Option<Vec<CopyRecord>>,
     /// Files already in place (an incremental copy).
-    reuse: Option<&'a Reuse>,
+    reuse: Option<&'a Reuse<'a>>,
 }
 
 /// What to create at a target: a context entry (with the index of the

@@ -168,7 +168,8 @@ fn persistent_cache_survives_reload_and_detects_changes() {
     c.hash_cache().save().unwrap();
     assert!(cache_path.exists());
 
-    let c = ctx(dir.path()).with_hash_cache(HashCache::load(&cache_path).unwrap());
+    // As builds load it: on a thread of its own, joined by the first lookup.
+    let c = ctx(dir.path()).with_hash_cache(HashCache::load_in_background(&cache_path));
     assert_eq!(c.hash_cache().len(), 4);
     assert_eq!(first, digest_of(&c, "."));
     assert_eq!((c.hash_cache().hits(), c.hash_cache().misses()), (4, 0), "unchanged rebuild rehashes nothing");
@@ -190,6 +191,12 @@ fn persistent_cache_survives_reload_and_detects_changes() {
     assert_ne!(first, digest_of(&c, "."));
     assert_eq!((c.hash_cache().hits(), c.hash_cache().misses()), (3, 1));
     c.into_hash_cache().save().unwrap();
+
+    // A missing or unreadable file loads in the background as an empty cache.
+    let missing = HashCache::load_in_background(cache_dir.path().join("missing"));
+    assert!(missing.is_empty());
+    fs::write(cache_dir.path().join("garbage"), b"not a cache").unwrap();
+    assert!(HashCache::load_in_background(cache_dir.path().join("garbage")).is_empty());
 }
 
 #[test]

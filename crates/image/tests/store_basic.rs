@@ -28,6 +28,17 @@ fn a_new_store_is_an_oci_layout() {
     // Reopening is harmless.
     drop(Store::open(f.root()).unwrap());
     assert!(f.store.fsck(FsckOptions::default()).unwrap().is_clean());
+
+    // On ext4, the directories that receive whole trees spread them over
+    // the block groups (`chattr +T`).
+    const EXT4_SUPER_MAGIC: i64 = 0xEF53;
+    if rustix::fs::statfs(f.root()).unwrap().f_type as i64 == EXT4_SUPER_MAGIC {
+        for dir in ["tmp", "snapshots"] {
+            let fd = fs::File::open(f.root().join(dir)).unwrap();
+            let flags = rustix::fs::ioctl_getflags(&fd).unwrap();
+            assert!(flags.contains(rustix::fs::IFlags::TOPDIR), "{dir}: {flags:?}");
+        }
+    }
 }
 
 #[test]

@@ -147,20 +147,18 @@ impl HashCache {
     /// save).
     pub fn load_in_background(path: impl AsRef<Path>) -> HashCache {
         let path = path.as_ref().to_path_buf();
+        let load_slots = |path: &Path| {
+            HashCache::load(path).map(|c| c.slots.into_inner().unwrap_or_else(|e| e.into_inner())).unwrap_or_default()
+        };
+        let loader = path.clone();
+        let spawned = std::thread::Builder::new().name("hash-cache-load".into()).spawn(move || load_slots(&loader));
         let mut cache = HashCache::new();
-        cache.path = Some(path.clone());
-        let spawned = std::thread::Builder::new().name("hash-cache-load".into()).spawn(move || {
-            HashCache::load(&path).map(|c| c.slots.into_inner().unwrap_or_else(|e| e.into_inner())).unwrap_or_default()
-        });
         match spawned {
             Ok(handle) => cache.loading = Mutex::new(Some(handle)),
             // No thread to be had: load here.
-            Err(_) => {
-                if let Ok(loaded) = HashCache::load(cache.path.as_deref().unwrap_or(Path::new(""))) {
-                    cache.slots = loaded.slots;
-                }
-            }
+            Err(_) => cache.slots = RwLock::new(load_slots(&path)),
         }
+        cache.path = Some(path);
         cache
     }
 

@@ -94,6 +94,10 @@ impl Store {
         for dir in [root.join("blobs/sha256"), root.join("snapshots"), root.join("tmp")] {
             fs::create_dir_all(&dir).ctx(|| format!("creating {}", dir.display()))?;
         }
+        // Builds and extractions create whole trees in these two.
+        for dir in [root.join("snapshots"), root.join("tmp")] {
+            fsutil::spread_subtrees(&dir);
+        }
         let layout = root.join("oci-layout");
         if fs::read(&layout).ok().as_deref() != Some(OCI_LAYOUT_FILE) {
             fsutil::write_atomic(&layout, OCI_LAYOUT_FILE, &root.join("tmp"))?;

@@ -63,27 +63,9 @@ fn save_oci<W: Write>(store: &Store, items: &[SaveItem], mut tar: TarOut<W>) -> 
         blobs.insert(item.image.manifest.config.digest);
         blobs.extend(item.image.manifest.layers.iter().map(|l| l.digest));
         let base = Descriptor::new(&rec.media_type, rec.digest, rec.size);
-        if item.names.is_empty() {
-            push_unique(&mut manifests, base.clone());
-        }
-        for name in &item.names {
-            let mut d = base.clone();
-            d.annotations = Some(BTreeMap::from([
-                (ANNOTATION_REF_NAME.to_string(), name.familiar()),
-                (ANNOTATION_CONTAINERD_NAME.to_string(), name.to_string()),
-            ]));
-            push_unique(&mut manifests, d);
-        }
+        push_named(&mut manifests, &base, &item.names);
     }
-    let index = Index::new_oci(manifests).to_canonical_vec().map_err(|e| Error::json("index.json", e))?;
-    let w = |e| Error::Io { context: "writing the archive".to_string(), source: e };
-    tar.dir("blobs/").map_err(w)?;
-    tar.dir("blobs/sha256/").map_err(w)?;
-    for digest in &blobs {
-        copy_blob(store, digest, &mut tar)?;
-    }
-    tar.file("index.json", index.len() as u64, &index[..]).map_err(w)?;
-    tar.file("oci-layout", OCI_LAYOUT_FILE.len() as u64, OCI_LAYOUT_FILE).map_err(w)?;
+    write_layout(store, &blobs, manifests, &mut tar)?;
     Ok(tar)
 }
 
@@ -106,8 +88,23 @@ pub fn save_oci_index(store: &Store, index: &Digest, names: &[Reference], out: i
     let media_type = parsed.media_type.as_deref().unwrap_or(crate::manifest::media_type::OCI_INDEX);
     let base = Descriptor::new(media_type, *index, bytes.len() as u64);
     let mut manifests = Vec::new();
+    push_named(&mut manifests, &base, names);
+    let mut tar = TarOut::new(out);
+    write_layout(store, &blobs, manifests, &mut tar)?;
+    tar.finish().ctx(|| "writing the archive".to_string())?;
+    Ok(())
+}
+
+/// Adds `base` to an `index.json` list once per name (annotated with it),
+/// or once unnamed; entries already listed are not repeated.
+fn push_named(list: &mut Vec<Descriptor>, base: &Descriptor, names: &[Reference]) {
+    let mut push_unique = |d: Descriptor| {
+        if !list.contains(&d) {
+            list.push(d);
+        }
+    };
     if names.is_empty() {
-        manifests.push(base.clone());
+        push_unique(base.clone());
     }
     for name in names {
         let mut d = base.clone();
@@ -115,26 +112,28 @@ pub fn save_oci_index(store: &Store, index: &Digest, names: &[Reference], out: i
             (ANNOTATION_REF_NAME.to_string(), name.familiar()),
             (ANNOTATION_CONTAINERD_NAME.to_string(), name.to_string()),
         ]));
-        push_unique(&mut manifests, d);
+        push_unique(d);
     }
-    let top = Index::new_oci(manifests).to_canonical_vec().map_err(|e| Error::json("index.json", e))?;
-    let mut tar = TarOut::new(out);
+}
+
+/// The OCI layout inside an archive: `blobs/sha256/…` (each checked against
+/// its digest), `index.json` listing `manifests`, and `oci-layout`.
+fn write_layout<W: Write>(
+    store: &Store,
+    blobs: &BTreeSet<Digest>,
+    manifests: Vec<Descriptor>,
+    tar: &mut TarOut<W>,
+) -> Result<()> {
+    let index = Index::new_oci(manifests).to_canonical_vec().map_err(|e| Error::json("index.json", e))?;
     let w = |e| Error::Io { context: "writing the archive".to_string(), source: e };
     tar.dir("blobs/").map_err(w)?;
     tar.dir("blobs/sha256/").map_err(w)?;
-    for digest in &blobs {
-        copy_blob(store, digest, &mut tar)?;
+    for digest in blobs {
+        copy_blob(store, digest, tar)?;
     }
-    tar.file("index.json", top.len() as u64, &top[..]).map_err(w)?;
+    tar.file("index.json", index.len() as u64, &index[..]).map_err(w)?;
     tar.file("oci-layout", OCI_LAYOUT_FILE.len() as u64, OCI_LAYOUT_FILE).map_err(w)?;
-    tar.finish().ctx(|| "writing the archive".to_string())?;
     Ok(())
-}
-
-fn push_unique(list: &mut Vec<Descriptor>, d: Descriptor) {
-    if !list.contains(&d) {
-        list.push(d);
-    }
 }
 
 /// Copies a stored blob into the archive, checking its digest on the way.
